@@ -1,0 +1,170 @@
+"""The public face of the package: `Detector.load(name_or_path).scan(path) -> ScanResult`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from .errors import DfdetectError
+from .results import FaceScore, MediaSummary, ModelSummary, ScanResult, TrackResult
+from .scoring import AGGREGATORS, DEFAULT_AGGREGATION, calibrated_probability, verdict
+
+UNTRAINED_WARNING = (
+    "the model {name!r} is NOT trained to detect deepfakes (ImageNet weights only): its scores are "
+    "meaningless; pass --model with a trained checkpoint"
+)
+
+
+@dataclass
+class ScanOptions:
+    sampling: str = "32"            # "32" frames | "every:5" | "fps:2" | "all"
+    detector: str | None = None     # None: the one the model was trained with (its card)
+    threshold: float | None = None  # None: the card's
+    aggregation: str = DEFAULT_AGGREGATION
+    batch_size: int = 32
+    tta: bool = False               # also score the horizontally flipped face
+    chunk_frames: int = 8           # frames decoded and detected at a time (bounds memory)
+    detector_options: dict = field(default_factory=dict)
+
+
+class Detector:
+    """A loaded model with its face detector; scans files into ScanResults. Bad input never raises:
+    it yields a result with verdict "error" (or "no_face") so that a batch goes on."""
+
+    def __init__(self, model, card, device: str, options: ScanOptions):
+        from .faces import CropSettings, create_detector
+        from .media import FrameSampling
+
+        self.model, self.card, self.device, self.options = model, card, device, options
+        self.sampling = FrameSampling.parse(options.sampling)
+        self.threshold = card.threshold if options.threshold is None else options.threshold
+        self.aggregation = AGGREGATORS.get(options.aggregation)
+        self.detector_name = options.detector or card.crop.detector
+        self.face_detector = create_detector(self.detector_name, device=device, **options.detector_options)
+        self.crop = CropSettings(size=card.input_size, margin=card.crop.margin, margin_px=card.crop.margin_px,
+                                 min_face=card.crop.min_face)
+        self.warnings = [] if card.trained_for_deepfakes else [UNTRAINED_WARNING.format(name=card.name)]
+        self.warnings += card.warnings
+
+    @classmethod
+    def load(cls, model: str | Path = "default", device: str = "auto", **options) -> "Detector":
+        from .faces.detect import resolve_device
+        from .models import load_checkpoint
+
+        device = resolve_device(device)
+        net, card = load_checkpoint(model, device=device)
+        return cls(net, card, device, ScanOptions(**options))
+
+    # -- scanning -----------------------------------------------------------------------------------
+    def scan(self, path: str | Path) -> ScanResult:
+        start = time.perf_counter()
+        try:
+            result = self._scan(Path(path))
+        except DfdetectError as exc:
+            result = ScanResult(path=str(path), verdict="error", error=str(exc))
+        except MemoryError:
+            result = ScanResult(path=str(path), verdict="error", error="out of memory while reading this file")
+        result.timings["total_s"] = round(time.perf_counter() - start, 3)
+        return result
+
+    def scan_many(self, paths: Iterable[str | Path]) -> Iterator[ScanResult]:
+        for path in paths:
+            yield self.scan(path)
+
+    def _scan(self, path: Path) -> ScanResult:
+        from .faces import build_tracks, filter_tracks
+        from .media import probe
+
+        info = probe(path)
+        timings: dict[str, float] = {}
+        detections, crops = self._detect_faces(path, timings)
+        tracks = filter_tracks(build_tracks(detections), n_frames=len(detections))
+        base = dict(
+            path=str(path), threshold=self.threshold, aggregation=self.aggregation.name,
+            detector=self.detector_name, frames_sampled=len(detections), timings=timings,
+            media=MediaSummary(kind=info.kind, width=info.width, height=info.height, fps=info.fps or 0.0,
+                               frame_count=info.frame_count, duration_s=info.duration_s or 0.0,
+                               rotation=info.rotation),
+            model=ModelSummary(name=self.card.name, arch=self.card.arch,
+                               trained_for_deepfakes=self.card.trained_for_deepfakes,
+                               temperature=self.card.temperature),
+            warnings=list(self.warnings),
+        )
+        if not tracks:
+            return ScanResult(verdict="no_face", **base)
+        t0 = time.perf_counter()
+        track_faces = [[face for face in track.faces] for track in tracks]
+        probs = self.predict([crops[id(face.box)] for faces in track_faces for face in faces])
+        timings["classify_s"] = round(time.perf_counter() - t0, 3)
+        track_results, per_track_probs, i = [], [], 0
+        for track, faces in zip(tracks, track_faces):
+            p = probs[i:i + len(faces)].tolist()
+            i += len(faces)
+            per_track_probs.append(p)
+            track_p = self.aggregation.track(p)
+            track_results.append(TrackResult(
+                track_id=track.id, probability=track_p, verdict=verdict(track_p, self.threshold),
+                faces=[FaceScore(frame_index=f.frame_index, time_s=round(f.time_s, 3),
+                                 box=tuple(round(v, 1) for v in f.box.to_list()[:4]),
+                                 detector_score=round(float(f.box.score), 4), probability=fp)
+                       for f, fp in zip(faces, p)],
+            ))
+        video_p = self.aggregation.video(per_track_probs)
+        return ScanResult(verdict=verdict(video_p, self.threshold), probability=video_p, tracks=track_results, **base)
+
+    def _detect_faces(self, path: Path, timings: dict) -> tuple[list, dict]:
+        """Stream frames in chunks: detect, crop, drop the frame. Returns per-frame detections and crops by box."""
+        from .faces import crop_face
+        from .media import iter_frames
+
+        detections, crops, chunk = [], {}, []
+        decode_s = detect_s = 0.0
+        t0 = time.perf_counter()
+
+        def flush():
+            nonlocal detect_s
+            t = time.perf_counter()
+            boxes_per_frame = self.face_detector.detect([f.image for f in chunk])
+            for frame, boxes in zip(chunk, boxes_per_frame):
+                boxes = [b for b in boxes if min(b.width, b.height) >= self.crop.min_face]
+                for box in boxes:
+                    crops[id(box)] = crop_face(frame.image, box, self.crop)
+                detections.append((frame.index, frame.time_s, boxes))
+            detect_s += time.perf_counter() - t
+            chunk.clear()
+
+        for frame in iter_frames(path, self.sampling):
+            decode_s += time.perf_counter() - t0
+            chunk.append(frame)
+            if len(chunk) >= self.options.chunk_frames:
+                flush()
+            t0 = time.perf_counter()
+        if chunk:
+            flush()
+        timings["decode_s"] = round(decode_s, 3)
+        timings["detect_s"] = round(detect_s, 3)
+        return detections, crops
+
+    # -- classification -----------------------------------------------------------------------------
+    def predict(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """Calibrated probability that each face crop (letterboxed to the input size) is fake."""
+        import torch
+
+        from .models.preprocess import to_tensor
+
+        if len(crops) == 0:
+            return np.zeros(0)
+        logits = []
+        with torch.inference_mode():
+            for start in range(0, len(crops), self.options.batch_size):
+                x = to_tensor(crops[start:start + self.options.batch_size], self.card.mean, self.card.std)
+                x = x.to(self.device).contiguous(memory_format=torch.channels_last)
+                z = self.model.fake_logit(x)
+                if self.options.tta:
+                    z = (z + self.model.fake_logit(torch.flip(x, dims=[3]))) / 2
+                logits.append(z.float().cpu().numpy())
+        return calibrated_probability(np.concatenate(logits), self.card.temperature)

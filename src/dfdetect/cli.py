@@ -1,0 +1,50 @@
+"""`dfdetect <command>`: each command lives in dfdetect/commands/<name>.py with
+`add_arguments(parser)` and `run(args) -> int` (the exit status)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+
+COMMANDS = {
+    "scan": "scan videos and images for face-manipulation deepfakes",
+    "sample": "write the bundled sample video (a public-domain face) and print its path",
+    "index": "index a dataset folder (DFDC, FF++, Celeb-DF, image folders) into a manifest",
+    "extract": "extract face crops from an indexed dataset with a paper's pipeline",
+    "train": "train a model from a YAML recipe",
+    "evaluate": "evaluate a checkpoint on a manifest of face crops",
+    "compare": "compare trained runs in one table",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dfdetect", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"dfdetect {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, help_text in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        module = importlib.import_module(f"dfdetect.commands.{name}")
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .errors import DfdetectError
+
+    try:
+        return int(args._run(args) or 0)
+    except DfdetectError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""Checkpoint = `<name>.safetensors` (weights) + `<name>.json` (the model card). Loading is strict and never unpickles."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import CheckpointError
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets" / "models"
+NAMED_MODELS = {"default": ASSETS / "default"}
+
+
+class CropCard(BaseModel):
+    """How faces were cropped for this model; scanning must crop the same way."""
+
+    model_config = ConfigDict(extra="forbid")
+    detector: str = "mtcnn"
+    margin: float = 0.3
+    margin_px: int = 0
+    min_face: int = 0
+
+
+class ModelCard(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    format_version: int = 1
+    name: str
+    arch: str
+    head: str = "linear"
+    head_options: dict[str, Any] = Field(default_factory=dict)
+    num_classes: int = 1
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    crop: CropCard = Field(default_factory=CropCard)
+    threshold: float = 0.5
+    temperature: float = 1.0
+    trained_for_deepfakes: bool = True
+    params: int = 0
+    weights_sha256: str = ""
+    weights_dtype: str = "float32"
+    training: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    license: str = ""
+    limits: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    created: str = ""
+    dfdetect_version: str = ""
+
+
+def resolve(path_or_name: str | Path) -> tuple[Path, Path]:
+    """(weights, card) paths for a bundled name ("default"), a .safetensors/.json path, or a stem."""
+    base = NAMED_MODELS.get(str(path_or_name), Path(path_or_name))
+    if base.suffix in (".safetensors", ".json"):
+        base = base.with_suffix("")
+    return base.with_suffix(".safetensors"), base.with_suffix(".json")
+
+
+def save_checkpoint(model, card: ModelCard, path: str | Path, half: bool = False) -> tuple[Path, Path]:
+    """Write weights and card; the card records the weights' hash so a mismatched pair is refused."""
+    from safetensors.torch import save_file
+
+    from .. import __version__
+
+    weights_path, card_path = resolve(path)
+    weights_path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    save_file(state, str(weights_path))
+    card = card.model_copy(update={
+        "params": sum(p.numel() for p in model.parameters()),
+        "weights_sha256": _sha256(weights_path),
+        "weights_dtype": "float16" if half else "float32",
+        "created": card.created or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "dfdetect_version": __version__,
+    })
+    card_path.write_text(card.model_dump_json(indent=2) + "\n")
+    return weights_path, card_path
+
+
+def load_card(path_or_name: str | Path) -> ModelCard:
+    _, card_path = resolve(path_or_name)
+    if not card_path.is_file():
+        raise CheckpointError(f"model card not found: {card_path} (a checkpoint is a .safetensors file plus its .json card)")
+    try:
+        return ModelCard.model_validate(json.loads(card_path.read_text()))
+    except (ValidationError, json.JSONDecodeError) as exc:
+        first = str(exc).splitlines()[0:3]
+        raise CheckpointError(f"invalid model card {card_path}: {' '.join(first)}") from None
+
+
+def load_checkpoint(path_or_name: str | Path, device: str = "cpu"):
+    """(model in eval mode, card). Refuses weights whose hash, keys or shapes disagree with the card."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from .classifier import create_model
+
+    weights_path, card_path = resolve(path_or_name)
+    card = load_card(path_or_name)
+    if not weights_path.is_file():
+        raise CheckpointError(f"weights not found: {weights_path}")
+    if card.weights_sha256 and _sha256(weights_path) != card.weights_sha256:
+        raise CheckpointError(f"{weights_path.name} does not match its card {card_path.name} (weights hash differs)")
+    try:
+        state = load_file(str(weights_path))
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"cannot read {weights_path}: {exc}") from None
+    model = create_model(card.arch, pretrained=None, head=card.head, num_classes=card.num_classes,
+                         head_options=card.head_options)
+    _load_strict(model, state, weights_path, card_path)
+    return model.to(device).eval(), card
+
+
+def _load_strict(model, state: dict, weights_path: Path, card_path: Path) -> None:
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong_shape = [k for k in set(expected) & set(state) if expected[k].shape != state[k].shape]
+    if missing or unexpected or wrong_shape:
+        detail = "; ".join(
+            f"{label}: {', '.join(keys[:3])}{'...' if len(keys) > 3 else ''}"
+            for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape))
+            if keys
+        )
+        raise CheckpointError(f"{weights_path.name} does not match the architecture in {card_path.name} ({detail})")
+    state = {k: v.to(expected[k].dtype) for k, v in state.items()}
+    model.load_state_dict(state, strict=True)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

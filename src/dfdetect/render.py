@@ -1,0 +1,81 @@
+"""Annotated output: every face in every frame boxed in red (fake) or green (real) with its score."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DfdetectError
+
+FAKE_COLOUR = (230, 40, 40)   # RGB
+REAL_COLOUR = (40, 200, 60)
+
+
+def render_result(result, out_path: str | Path) -> Path:
+    if result.media is None:
+        raise DfdetectError(f"nothing to render for {result.path}: {result.error or result.verdict}")
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    if result.media.kind == "image":
+        return _render_image(result, out_path)
+    return _render_video(result, out_path)
+
+
+def _render_image(result, out_path: Path) -> Path:
+    import cv2
+
+    from .media import read_image
+
+    image = read_image(result.path)
+    _draw_frame(image, [(t, f.box) for t in result.tracks for f in t.faces])
+    if not cv2.imwrite(str(out_path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+        raise DfdetectError(f"cannot write {out_path} (use a .png or .jpg name)")
+    return out_path
+
+
+def _render_video(result, out_path: Path) -> Path:
+    from .media import FrameSampling, iter_frames, open_video_writer
+
+    tracks = [(t, _TrackBoxes(t)) for t in result.tracks]
+    fps = result.media.fps or 25.0
+    with open_video_writer(out_path, fps, result.media.width, result.media.height) as writer:
+        for frame in iter_frames(result.path, FrameSampling(every=1)):
+            boxes = [(t, b) for t, tb in tracks if (b := tb.at(frame.index)) is not None]
+            image = np.ascontiguousarray(frame.image)
+            _draw_frame(image, boxes)
+            writer.write(image)
+    return out_path
+
+
+class _TrackBoxes:
+    """A track's box at any frame: linear between sampled frames, held for half a sampling gap past its ends."""
+
+    def __init__(self, track):
+        faces = sorted(track.faces, key=lambda f: f.frame_index)
+        self.index = np.array([f.frame_index for f in faces], dtype=np.float64)
+        self.boxes = np.array([f.box for f in faces], dtype=np.float64)
+        gaps = np.diff(self.index)
+        self.reach = float(np.median(gaps)) / 2 if len(gaps) else 15.0
+
+    def at(self, frame_index: int):
+        if frame_index < self.index[0] - self.reach or frame_index > self.index[-1] + self.reach:
+            return None
+        return tuple(np.interp(frame_index, self.index, self.boxes[:, k]) for k in range(4))
+
+
+def _draw_frame(image: np.ndarray, boxes) -> None:
+    import cv2
+
+    thickness = max(2, round(max(image.shape[:2]) / 400))
+    scale = max(0.5, max(image.shape[:2]) / 1400)
+    for track, (x1, y1, x2, y2) in boxes:
+        colour = FAKE_COLOUR if track.verdict == "fake" else REAL_COLOUR
+        p1, p2 = (int(x1), int(y1)), (int(x2), int(y2))
+        cv2.rectangle(image, p1, p2, colour, thickness)
+        label = f"{track.verdict.upper()} {track.probability:.2f}"
+        (w, h), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+        top = max(0, p1[1] - h - base - 4)
+        cv2.rectangle(image, (p1[0], top), (p1[0] + w + 6, top + h + base + 4), colour, -1)
+        cv2.putText(image, label, (p1[0] + 3, top + h + 2), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    (255, 255, 255), thickness, cv2.LINE_AA)

@@ -1,0 +1,152 @@
+"""Scan results: typed, JSON-serialisable, able to save and render themselves."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Iterable, Literal
+
+from pydantic import BaseModel, Field
+
+Verdict = Literal["fake", "real", "no_face", "error"]
+CSV_COLUMNS = [
+    "path", "verdict", "probability", "track_id", "track_probability", "track_verdict",
+    "frame_index", "time_s", "x1", "y1", "x2", "y2", "face_probability", "error",
+]
+
+
+class FaceScore(BaseModel):
+    frame_index: int
+    time_s: float
+    box: tuple[float, float, float, float]
+    detector_score: float
+    probability: float
+
+
+class TrackResult(BaseModel):
+    track_id: int
+    probability: float
+    verdict: Literal["fake", "real"]
+    faces: list[FaceScore]
+
+
+class MediaSummary(BaseModel):
+    kind: Literal["video", "image"]
+    width: int
+    height: int
+    fps: float = 0.0
+    frame_count: int = 1
+    duration_s: float = 0.0
+    rotation: int = 0
+
+
+class ModelSummary(BaseModel):
+    name: str
+    arch: str
+    trained_for_deepfakes: bool
+    temperature: float
+
+
+class ScanResult(BaseModel):
+    path: str
+    verdict: Verdict
+    probability: float | None = None
+    threshold: float = 0.5
+    aggregation: str = ""
+    detector: str = ""
+    frames_sampled: int = 0
+    tracks: list[TrackResult] = Field(default_factory=list)
+    media: MediaSummary | None = None
+    model: ModelSummary | None = None
+    timings: dict[str, float] = Field(default_factory=dict)
+    warnings: list[str] = Field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict != "error"
+
+    def summary_line(self) -> str:
+        name = Path(self.path).name
+        if self.verdict == "error":
+            return f"{name}: error: {self.error}"
+        if self.verdict == "no_face":
+            return f"{name}: no_face (no face found in {self.frames_sampled} sampled frames)"
+        people = len(self.tracks)
+        return (f"{name}: {self.verdict.upper()} p(fake)={self.probability:.3f} "
+                f"({people} {'person' if people == 1 else 'people'}, {self.frames_sampled} frames, "
+                f"{self.timings.get('total_s', 0):.1f}s)")
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return self.model_dump_json(indent=indent)
+
+    def save_json(self, path: str | Path) -> Path:
+        return write_json([self], path)
+
+    def save_csv(self, path: str | Path) -> Path:
+        return write_csv([self], path)
+
+    def csv_rows(self) -> list[dict]:
+        base = {"path": self.path, "verdict": self.verdict, "probability": self.probability, "error": self.error}
+        rows = [
+            {**base, "track_id": t.track_id, "track_probability": t.probability, "track_verdict": t.verdict,
+             "frame_index": f.frame_index, "time_s": f.time_s, "x1": f.box[0], "y1": f.box[1],
+             "x2": f.box[2], "y2": f.box[3], "face_probability": f.probability}
+            for t in self.tracks for f in t.faces
+        ]
+        return rows or [base]
+
+    def render(self, out_path: str | Path) -> Path:
+        """Annotated copy of the input (video or image): a red (fake) or green (real) box per face."""
+        from .render import render_result
+
+        return render_result(self, out_path)
+
+
+class ScanBatch(BaseModel):
+    """The JSON file format of `dfdetect scan --json`."""
+
+    dfdetect_version: str
+    results: list[ScanResult]
+
+
+def write_json(results: Iterable[ScanResult], path: str | Path) -> Path:
+    from . import __version__
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    batch = ScanBatch(dfdetect_version=__version__, results=list(results))
+    _atomic_write(path, batch.model_dump_json(indent=2) + "\n")
+    return path
+
+
+def read_json(path: str | Path) -> list[ScanResult]:
+    return ScanBatch.model_validate_json(Path(path).read_text()).results
+
+
+def write_csv(results: Iterable[ScanResult], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        for result in results:
+            writer.writerows(result.csv_rows())
+    tmp.replace(path)
+    return path
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def json_schema() -> dict:
+    return ScanBatch.model_json_schema()
+
+
+if __name__ == "__main__":
+    print(json.dumps(json_schema(), indent=2))

@@ -1,0 +1,78 @@
+"""Frame -> track -> video aggregation strategies, verdicts and calibration."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .registry import Registry
+
+
+def calibrated_probability(logits: Sequence[float] | np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """sigmoid(logit / T): temperature scaling fitted on validation data and stored in the model card."""
+    z = np.asarray(logits, dtype=np.float64) / max(temperature, 1e-6)
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def mean_probability(probs: Sequence[float]) -> float:
+    return float(np.mean(probs))
+
+
+def confident_mean(probs: Sequence[float], high: float = 0.8, low: float = 0.2) -> float:
+    """The DFDC winner's rule: when enough frames are confidently fake, average only those (one fake
+    stretch is enough to call a video fake); when nearly all are confidently real, average those; else mean.
+    The original counts (>11 of 32 frames, >32/2.5) are scaled to the number of frames."""
+    p = np.asarray(probs, dtype=np.float64)
+    n = len(p)
+    fakes = p[p > high]
+    if len(fakes) > n / 2.5 and len(fakes) > 11 * n / 32:
+        return float(fakes.mean())
+    reals = p[p < low]
+    if len(reals) > 0.9 * n:
+        return float(reals.mean())
+    return float(p.mean())
+
+
+@dataclass(frozen=True)
+class Aggregation:
+    """How face probabilities become one per track (person) and one per video.
+
+    Calling the strategy on a flat list treats it as a single track, so evaluation code can use the
+    same registry for frame->video aggregation when it has no track ids."""
+
+    name: str
+    track: Callable[[Sequence[float]], float]
+    video: Callable[[Sequence[Sequence[float]]], float]
+    description: str
+
+    def __call__(self, probs: Sequence[float]) -> float:
+        return self.video([list(probs)])
+
+
+AGGREGATORS: Registry[Aggregation] = Registry("aggregation strategy")
+
+
+def _all_faces(tracks: Sequence[Sequence[float]]) -> list[float]:
+    return [p for track in tracks for p in track]
+
+
+AGGREGATORS.register("mean", Aggregation(
+    "mean", mean_probability, lambda tracks: mean_probability(_all_faces(tracks)),
+    "mean of every face's probability in the video (seeds 000, 002)"))
+AGGREGATORS.register("confident", Aggregation(
+    "confident", confident_mean, lambda tracks: confident_mean(_all_faces(tracks)),
+    "mean of the confident faces when enough agree (DFDC winner)"))
+AGGREGATORS.register("max_track", Aggregation(
+    "max_track", mean_probability, lambda tracks: max(mean_probability(t) for t in tracks),
+    "each person scored by the mean of their faces; the video is as fake as its most fake person"))
+
+DEFAULT_AGGREGATION = "max_track"
+
+
+def verdict(probability: float | None, threshold: float) -> str:
+    if probability is None or math.isnan(probability):
+        return "no_face"
+    return "fake" if probability >= threshold else "real"

