@@ -36,7 +36,8 @@ class Detector:
     it yields a result with verdict "error" (or "no_face") so that a batch goes on."""
 
     def __init__(self, model, card, device: str, options: ScanOptions):
-        from .faces import CropSettings, create_detector
+        from .faces.crop import CropSettings
+        from .faces.detect import create_detector
         from .media import FrameSampling
 
         self.model, self.card, self.device, self.options = model, card, device, options
@@ -76,7 +77,7 @@ class Detector:
             yield self.scan(path)
 
     def _scan(self, path: Path) -> ScanResult:
-        from .faces import build_tracks, filter_tracks
+        from .faces.track import build_tracks, filter_tracks
         from .media import probe
 
         info = probe(path)
@@ -118,7 +119,7 @@ class Detector:
 
     def _detect_faces(self, path: Path, timings: dict) -> tuple[list, dict]:
         """Stream frames in chunks: detect, crop, drop the frame. Returns per-frame detections and crops by box."""
-        from .faces import crop_face
+        from .faces.crop import crop_face
         from .media import iter_frames
 
         detections, crops, chunk = [], {}, []

@@ -20,20 +20,24 @@ COMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dfdetect", description=__doc__.splitlines()[0])
+def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
+    """Only the selected command's module is imported, so one command's dependencies never slow another."""
+    parser = argparse.ArgumentParser(prog="dfdetect", description="Detect face-manipulation deepfakes.")
     parser.add_argument("--version", action="version", version=f"dfdetect {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, help_text in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        module = importlib.import_module(f"dfdetect.commands.{name}")
-        module.add_arguments(p)
-        p.set_defaults(_run=module.run)
+        if name == selected:
+            module = importlib.import_module(f"dfdetect.commands.{name}")
+            module.add_arguments(p)
+            p.set_defaults(_run=module.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    selected = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(selected if selected in COMMANDS else None).parse_args(argv)
     from .errors import DfdetectError
 
     try:

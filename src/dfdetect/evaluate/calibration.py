@@ -1,0 +1,113 @@
+"""Temperature scaling (one scalar T: P(fake) = sigmoid(logit / T)) and decision-threshold rules.
+
+Fit both on a validation split, never on the split that is being reported: a threshold or temperature chosen on
+the test set makes the test figures optimistic.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..registry import Registry
+from .metrics import _check, _need_both_classes, equal_error_rate, roc_curve
+
+TEMPERATURE_BOUNDS = (0.05, 20.0)
+_GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
+
+
+def sigmoid(z) -> np.ndarray:
+    z = np.asarray(z, dtype=np.float64)
+    return np.exp(-np.logaddexp(0.0, -z))  # never overflows, unlike 1 / (1 + exp(-z))
+
+
+def logit(p, eps: float = 1e-7) -> np.ndarray:
+    """Inverse of sigmoid, with p clipped away from 0 and 1 so saturated probabilities stay finite."""
+    p = np.clip(np.asarray(p, dtype=np.float64), eps, 1.0 - eps)
+    return np.log(p) - np.log1p(-p)
+
+
+def binary_nll(logits, y, temperature: float = 1.0) -> float:
+    """Mean negative log-likelihood of labels y under P(fake) = sigmoid(logits / temperature), computed stably."""
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    y = np.asarray(y, dtype=np.float64)
+    return float(np.mean(np.logaddexp(0.0, z) - y * z))
+
+
+def apply_temperature(logits, temperature: float) -> np.ndarray:
+    """Calibrated P(fake) from raw logits."""
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    return sigmoid(np.asarray(logits, dtype=np.float64) / temperature)
+
+
+def fit_temperature(logits, y, bounds: tuple[float, float] = TEMPERATURE_BOUNDS, tol: float = 1e-6) -> float:
+    """The temperature that minimises validation NLL, by golden-section search on log T within ``bounds``.
+
+    NLL is convex in 1/T, hence unimodal in log T, so the search cannot stop in a false minimum. Perfectly
+    separated data push T to the lower bound (sharper is always better there); that bound keeps it finite.
+    """
+    y = np.asarray(y)
+    logits = np.asarray(logits, dtype=np.float64)
+    if logits.ndim != 1 or len(logits) != len(y) or len(y) == 0:
+        raise ValueError(f"need equally long non-empty 1-D logits and labels (got {logits.shape} and {y.shape})")
+    if not np.isfinite(logits).all():
+        raise ValueError("logits must be finite")
+    lo, hi = math.log(bounds[0]), math.log(bounds[1])
+
+    def nll(log_t: float) -> float:
+        return binary_nll(logits, y, math.exp(log_t))
+
+    a, b = lo, hi
+    c, d = b - _GOLDEN * (b - a), a + _GOLDEN * (b - a)
+    fc, fd = nll(c), nll(d)
+    while b - a > tol:
+        if fc <= fd:
+            b, d, fd = d, c, fc
+            c = b - _GOLDEN * (b - a)
+            fc = nll(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + _GOLDEN * (b - a)
+            fd = nll(d)
+    best = min((nll(lo), lo), (nll(hi), hi), (nll((a + b) / 2), (a + b) / 2))[1]
+    return float(math.exp(best))
+
+
+# ---------------------------------------------------------------- thresholds
+
+THRESHOLD_RULES: Registry[Callable[[np.ndarray, np.ndarray], float]] = Registry("threshold rule")
+
+
+@THRESHOLD_RULES.register("eer")
+def eer_threshold(y, p) -> float:
+    """Where false-positive and false-negative rates are equal (seed 002's choice)."""
+    return equal_error_rate(y, p)[1]
+
+
+@THRESHOLD_RULES.register("youden")
+def youden_threshold(y, p) -> float:
+    """Maximises Youden's J = sensitivity + specificity - 1; the highest such threshold on ties."""
+    y, p = _check(y, p)
+    _need_both_classes(y, "Youden's J")
+    fpr, tpr, thresholds = roc_curve(y, p)
+    j = (tpr - fpr)[1:]  # the first point (+inf, nothing called fake) is no usable threshold
+    return float(thresholds[1:][int(np.argmax(j))])
+
+
+def choose_threshold(y, p, rule: str | float = "eer") -> float:
+    """A threshold by rule name ("eer", "youden") or a fixed number (a float, or a string such as "0.5")."""
+    if isinstance(rule, (int, float)):
+        fixed = float(rule)
+    else:
+        try:
+            fixed = float(rule)
+        except ValueError:
+            return THRESHOLD_RULES.get(rule)(y, p)
+    if not 0.0 <= fixed <= 1.0:
+        raise ConfigError(f"threshold {fixed} is outside [0, 1]; give a probability or one of "
+                          f"{', '.join(THRESHOLD_RULES.names())}")
+    return fixed
