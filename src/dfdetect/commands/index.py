@@ -1,0 +1,56 @@
+"""`dfdetect index DATASET --out manifest.csv`: read a dataset's official layout into a manifest with splits."""
+
+from __future__ import annotations
+
+import sys
+
+FORMATS = ("auto", "dfdc", "ffpp", "celebdf", "folders", "crops-csv")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("dataset", help="dataset folder in its official layout, or a crops CSV file")
+    parser.add_argument("--format", default="auto", choices=FORMATS, help="layout (default: recognise it)")
+    parser.add_argument("--out", default="manifest.csv", help="manifest to write (.csv, or .parquet with pyarrow)")
+    parser.add_argument("--split", default="auto", choices=("auto", "group", "official", "seed001", "none"),
+                        help="auto: the dataset's official lists where it has them, else group; group: whole "
+                             "sources per split, stratified by method; seed001: balanced classes, random "
+                             "per-image 56/24/20 with seed 42 (leaks identity; for reproduction only)")
+    parser.add_argument("--fractions", default=None,
+                        help="train,val,test fractions (default 0.7,0.15,0.15; seed001: 0.56,0.24,0.2)")
+    parser.add_argument("--seed", type=int, default=None, help="split seed (default 0; seed001: 42)")
+    parser.add_argument("--stratify", default="method", help="column to stratify group splits by ('' for none)")
+    parser.add_argument("--compression", default="auto", help="FF++: c23, c40, raw, all (default: c23 if present)")
+    parser.add_argument("--splits-dir", default=None, help="FF++: folder with the official train/val/test.json")
+    parser.add_argument("--celebdf-groups", default="identity", choices=("identity", "target"),
+                        help="Celeb-DF: join identities that appear in one fake (no identity leak) or group by "
+                             "the target identity only")
+    parser.add_argument("--group-regex", default=None,
+                        help="image folders: regex whose first group extracts the source id from the relative path")
+    parser.add_argument("--csv", default=None, help="crops-csv: the CSV file, when the folder holds several")
+
+
+def run(args) -> int:
+    from ..data.indexes import index_dataset
+    from ..data.manifest import write_manifest
+    from ..data.splits import assign_splits, group_leaks, split_table
+
+    options = _format_options(args)
+    index = index_dataset(args.dataset, args.format, **options)
+    for problem in index.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    manifest = assign_splits(index.manifest, args.split, args.fractions, args.seed, args.stratify or None)
+    write_manifest(manifest, args.out)
+    print(f"{index.format}: {len(manifest)} items, {manifest['group'].nunique()} groups -> {args.out}")
+    print(split_table(manifest).to_string())
+    leaks = group_leaks(manifest)
+    if len(leaks):
+        level = ", ".join(sorted(set(manifest["split_level"]) - {""}))
+        print(f"note: {len(leaks)} groups span more than one split ({level} split; e.g. {leaks.index[0]}: "
+              f"{leaks.iloc[0]})", file=sys.stderr)
+    return 0
+
+
+def _format_options(args) -> dict:
+    # Each indexer takes the options that concern its layout; index_dataset drops the others.
+    return {"compression": args.compression, "splits_dir": args.splits_dir, "grouping": args.celebdf_groups,
+            "group_regex": args.group_regex, "csv": args.csv}
