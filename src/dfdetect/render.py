@@ -27,7 +27,7 @@ def _render_image(result, out_path: Path) -> Path:
 
     from .media import read_image
 
-    image = read_image(result.path)
+    image = np.array(read_image(result.path))  # a writable copy to draw on
     _draw_frame(image, [(t, f.box) for t in result.tracks for f in t.faces])
     if not cv2.imwrite(str(out_path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
         raise DfdetectError(f"cannot write {out_path} (use a .png or .jpg name)")
@@ -42,7 +42,7 @@ def _render_video(result, out_path: Path) -> Path:
     with open_video_writer(out_path, fps, result.media.width, result.media.height) as writer:
         for frame in iter_frames(result.path, FrameSampling(every=1)):
             boxes = [(t, b) for t, tb in tracks if (b := tb.at(frame.index)) is not None]
-            image = np.ascontiguousarray(frame.image)
+            image = np.array(frame.image)  # decoded frames may be read-only views
             _draw_frame(image, boxes)
             writer.write(image)
     return out_path

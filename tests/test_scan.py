@@ -1,0 +1,171 @@
+"""`dfdetect scan` end to end on real clips, the sample clip and every kind of bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from dfdetect.api import Detector
+from dfdetect.cli import main
+from dfdetect.results import ScanBatch, read_json
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return Detector.load("default", device="cpu", sampling="8")
+
+
+@pytest.fixture(scope="module")
+def sample_clip(tmp_path_factory):
+    from dfdetect.samples import make_sample_video
+
+    return make_sample_video(tmp_path_factory.mktemp("sample") / "astronaut.mp4")
+
+
+def _frame_count_and_size(path: Path) -> tuple[int, int, int]:
+    import av
+
+    with av.open(str(path)) as container:
+        frames = [f for f in container.decode(video=0)]
+    return len(frames), frames[0].width, frames[0].height
+
+
+# People visible throughout each shared DFDC clip (checked by eye on its frames).
+PEOPLE = {"baxpshhrhc.mp4": 1, "bfkzrgovsv.mp4": 1, "cbqfgqronr.mp4": 1, "ccpzqqemva.mp4": 1, "cedpyannqf.mp4": 2,
+          "euqujvlnnb.mp4": 1}
+
+
+def test_real_clips_get_a_verdict_with_one_track_per_person(detector, dfdc_videos):
+    for path in dfdc_videos:
+        result = detector.scan(path)
+        assert result.verdict in ("fake", "real"), result.summary_line()
+        assert 0.0 <= result.probability <= 1.0
+        assert len(result.tracks) == PEOPLE[path.name], (path.name, [len(t.faces) for t in result.tracks])
+        assert all(len(t.faces) >= 6 for t in result.tracks)
+        if len(result.tracks) == 2:  # side by side: the tracks do not swap people
+            centres = [[(f.box[0] + f.box[2]) / 2 for f in t.faces] for t in result.tracks]
+            assert max(centres[0]) < min(centres[1]) or max(centres[1]) < min(centres[0])
+        assert result.frames_sampled == 8
+        assert result.media.width in (1920, 1080, 1280, 720)
+        assert any("NOT trained" in w for w in result.warnings)
+        assert {"decode_s", "detect_s", "classify_s", "total_s"} <= set(result.timings)
+
+
+def test_sample_clip_scans_and_annotates(detector, sample_clip, tmp_path):
+    result = detector.scan(sample_clip)
+    assert result.verdict in ("fake", "real") and len(result.tracks) == 1
+    out = result.render(tmp_path / "annotated.mp4")
+    assert _frame_count_and_size(out) == _frame_count_and_size(sample_clip)
+
+
+def test_annotated_real_clip_has_the_input_frames_and_size_and_coloured_boxes(detector, dfdc_videos, tmp_path):
+    result = detector.scan(dfdc_videos[0])
+    out = result.render(tmp_path / "annotated.mp4")
+    assert _frame_count_and_size(out) == _frame_count_and_size(dfdc_videos[0])
+    # The box colour of the verdict is drawn on a sampled frame, around the detected face.
+    face = result.tracks[0].faces[0]
+    capture = cv2.VideoCapture(str(out))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, face.frame_index)
+    ok, bgr = capture.read()
+    assert ok
+    x1, y1, x2, y2 = (int(v) for v in face.box)
+    edge = bgr[y1 + 1:y2 - 1, max(0, x1 - 1):x1 + 2][..., ::-1].reshape(-1, 3).astype(int)
+    expected = (230, 40, 40) if result.tracks[0].verdict == "fake" else (40, 200, 60)
+    assert np.median(np.abs(edge - np.array(expected)).sum(1)) < 80
+
+
+def test_python_api_results_save_and_validate(detector, astronaut, tmp_path):
+    image = tmp_path / "astronaut.png"
+    cv2.imwrite(str(image), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
+    result = detector.scan(image)
+    assert result.verdict in ("fake", "real") and result.media.kind == "image"
+    box = result.tracks[0].faces[0].box
+    assert 150 < (box[0] + box[2]) / 2 < 280 and 30 < (box[1] + box[3]) / 2 < 170
+    assert read_json(result.save_json(tmp_path / "r.json"))[0] == result
+    rows = (tmp_path / "r.csv")
+    result.save_csv(rows)
+    assert "face_probability" in rows.read_text().splitlines()[0]
+    annotated = result.render(tmp_path / "annotated.png")
+    assert cv2.imread(str(annotated)).shape == astronaut.shape
+
+
+def _bad_inputs(folder: Path, dfdc_video: Path) -> dict[str, Path]:
+    from PIL import Image
+
+    text = folder / "notes.mp4"
+    text.write_text("this is not a video\n" * 50)
+    empty = folder / "empty.mp4"
+    empty.touch()
+    truncated = folder / "truncated.mp4"
+    truncated.write_bytes(dfdc_video.read_bytes()[:20_000])
+    corrupt = folder / "corrupt.mp4"
+    data = bytearray(dfdc_video.read_bytes())
+    data[:4096] = np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes()
+    corrupt.write_bytes(bytes(data))
+    huge = folder / "huge.png"
+    Image.new("1", (60_000, 60_000)).save(huge, optimize=False)  # 1-bit: a few MB on disk, 3.6e9 pixels
+    faceless = folder / "faceless.mp4"
+    _write_faceless_clip(faceless)
+    return {"text": text, "empty": empty, "truncated": truncated, "corrupt": corrupt, "huge": huge,
+            "faceless": faceless}
+
+
+def _write_faceless_clip(path: Path) -> None:
+    from skimage import data
+
+    from dfdetect.media import open_video_writer
+
+    scene = np.ascontiguousarray(data.coffee())  # a cup of coffee: no face
+    h, w = scene.shape[:2]
+    with open_video_writer(path, 10, w, h) as writer:
+        for k in range(10):
+            writer.write(np.roll(scene, 3 * k, axis=1))
+
+
+def test_bad_inputs_each_get_one_line_and_the_batch_goes_on(dfdc_videos, astronaut, tmp_path, capsys):
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    _bad_inputs(folder, dfdc_videos[0])
+    good = folder / "good.jpg"
+    cv2.imwrite(str(good), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
+    missing = tmp_path / "does-not-exist.mp4"
+    out_json = tmp_path / "results.json"
+    status = main(["scan", str(folder), str(missing), "--device", "cpu", "--frames", "4",
+                   "--json", str(out_json), "--csv", str(tmp_path / "r.csv"), "--quiet"])
+    assert status == 1
+    printed = capsys.readouterr().out.splitlines()
+    results = {Path(r.path).name: r for r in read_json(out_json)}
+    assert len(results) == 8
+    assert results["good.jpg"].verdict in ("fake", "real")
+    assert results["faceless.mp4"].verdict == "no_face"
+    for name in ("notes.mp4", "empty.mp4", "truncated.mp4", "corrupt.mp4", "huge.png", "does-not-exist.mp4"):
+        assert results[name].verdict == "error", results[name]
+        assert results[name].error and "\n" not in results[name].error
+        assert sum(line.startswith(f"{name}:") for line in printed) == 1, printed
+    assert "empty" in results["empty.mp4"].error or "0 bytes" in results["empty.mp4"].error
+    assert "not found" in results["does-not-exist.mp4"].error or "exist" in results["does-not-exist.mp4"].error
+    assert "pixels" in results["huge.png"].error
+    ScanBatch.model_validate(json.loads(out_json.read_text()))
+
+
+def test_console_script_prints_a_verdict_for_a_real_clip(dfdc_videos, tmp_path):
+    exe = Path(sys.executable).with_name("dfdetect")
+    proc = subprocess.run([str(exe), "scan", str(dfdc_videos[2]), "--device", "cpu", "--json", str(tmp_path / "o.json")],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert dfdc_videos[2].name in proc.stdout and ("FAKE" in proc.stdout or "REAL" in proc.stdout)
+    assert "warning: the model 'lite0-imagenet-untrained' is NOT trained" in proc.stderr
+    assert read_json(tmp_path / "o.json")[0].frames_sampled == 32
+
+
+def test_wrong_model_is_one_clear_error(astronaut, tmp_path, capsys):
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), astronaut)
+    assert main(["scan", str(image), "--model", str(tmp_path / "nope")]) == 2
+    assert "model card not found" in capsys.readouterr().err
