@@ -50,39 +50,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def read_manifest(path: str | Path):
-    """A manifest as a DataFrame with absolute 'path' strings and 0/1 'label' integers.
+    """A manifest (see dfdetect.data.manifest) with absolute 'path' strings and 0/1 'label' integers.
 
-    Values are read as text, so ids such as "000" stay ids; optional columns that are empty on every row
-    (as indexing writes for unknown values) are dropped so that they count as absent.
+    Optional columns that are empty on every row (as indexing writes for unknown values) are dropped
+    so that they count as absent.
     """
-    import pandas as pd
-
+    from ..data.manifest import label_to_int
+    from ..data.manifest import read_manifest as read_table
     from ..errors import DatasetError
-    from ..evaluate.metrics import normalise_labels
 
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"manifest not found: {path}")
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            df = pd.read_parquet(path).astype(str)
-        else:
-            sep = "\t" if path.suffix.lower() == ".tsv" else ","
-            df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
-    except ImportError as exc:
-        raise DatasetError(f"cannot read {path.name}: {exc} (install pyarrow, or save the manifest as CSV)") from None
-    except (ValueError, pd.errors.ParserError) as exc:
-        raise DatasetError(f"cannot read manifest {path}: {str(exc).splitlines()[0]}") from None
-    missing = [c for c in ("path", "label") if c not in df.columns]
-    if missing:
-        raise DatasetError(f"manifest {path.name} lacks column(s) {', '.join(missing)}; it has {', '.join(df.columns)}")
+    df = read_table(path)
     if df.empty:
         raise DatasetError(f"manifest {path} has no rows")
-    empty = [c for c in OPTIONAL_COLUMNS if c in df.columns and (df[c].str.strip() == "").all()]
+    df["track"] = df["track"].astype(str).where(df["track"] >= 0, "")
+    empty = [c for c in OPTIONAL_COLUMNS if (df[c].astype(str).str.strip() == "").all()]
     df = df.drop(columns=empty).reset_index(drop=True)
-    df["label"] = normalise_labels(df["label"])
-    root = path.resolve().parent
-    df["path"] = [str(p if p.is_absolute() else root / p) for p in map(Path, df["path"])]
+    df["label"] = label_to_int(df["label"]).to_numpy()
     if "video" in df.columns:  # a still image without a video is a video of its own
         df["video"] = df["video"].where(df["video"].str.strip() != "", df["path"])
     return df

@@ -215,7 +215,8 @@ def _extract_tracked(task: dict, preset: ExtractPreset) -> dict:
             detections.append((frame.index, frame.time_s, kept))
             for box in kept:
                 encoded[id(box)] = _encode_jpeg(_crop(frame.image, box, settings))
-    tracks = build_tracks(detections, iou_threshold=preset.track_iou, max_gap=preset.track_max_gap)
+    tracks = build_tracks(detections, iou_threshold=preset.track_iou, max_gap=preset.track_max_gap,
+                          max_shift=0.0)  # every-frame tracking: IoU alone, as seed 002
     long_tracks = [t for t in tracks if t.span >= preset.min_track]
     if not long_tracks:
         reason = f"no face tracked over {preset.min_track} frames" + (f" (of {frames} read)" if frames else "")

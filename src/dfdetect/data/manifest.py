@@ -38,7 +38,7 @@ FLOAT_COLUMNS = ("x1", "y1", "x2", "y2", "score")
 LABELS = ("real", "fake")
 SPLITS = ("train", "val", "test")
 
-_LABEL_ALIASES = {
+LABEL_ALIASES = {
     "real": "real", "0": "real", "0_real": "real", "original": "real", "pristine": "real", "false": "real",
     "fake": "fake", "1": "fake", "1_fake": "fake", "deepfake": "fake", "manipulated": "fake", "true": "fake",
 }
@@ -48,7 +48,7 @@ def normalize_labels(values: pd.Series) -> pd.Series:
     """REAL/FAKE, real/fake, 0/1, 0_real/1_fake -> "real"/"fake"; DatasetError naming the unknown values."""
     text = values.astype(str).str.strip().str.lower()
     text = text.str.replace(r"\.0$", "", regex=True)  # 0.0 / 1.0 from numeric columns
-    mapped = text.map(_LABEL_ALIASES)
+    mapped = text.map(LABEL_ALIASES)
     bad = sorted(set(values[mapped.isna()].astype(str)))
     if bad:
         raise DatasetError(f"unknown labels {bad[:5]}: use REAL/FAKE, real/fake or 0/1 (1 = fake)")
@@ -120,6 +120,10 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     for col in FLOAT_COLUMNS:
         if col in df.columns:
             df[col] = pd.to_numeric(df[col], errors="coerce")
+    missing = [c for c in ("path", "label") if c not in df.columns]
+    if missing:
+        raise DatasetError(f"manifest {path.name} lacks column(s) {', '.join(missing)}; it has {', '.join(df.columns)}")
+    df["label"] = normalize_labels(df["label"])  # hand-made manifests may say REAL/FAKE or 0/1
     df = new_manifest(df)
     validate(df)
     base = path.resolve().parent

@@ -14,12 +14,13 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from ..errors import DatasetError, DfdetectError
+from ..data.manifest import LABEL_ALIASES
 
 DEFAULT_BINS = 15
 LOG_LOSS_EPS = 1e-15  # the DFDC competition's clipping: one confident mistake costs about 34.5, not infinity
 
-FAKE_NAMES = {"1", "1.0", "fake", "1_fake", "true", "deepfake", "manipulated"}
-REAL_NAMES = {"0", "0.0", "real", "0_real", "false", "pristine", "original"}
+FAKE_NAMES = {name for name, label in LABEL_ALIASES.items() if label == "fake"} | {"1.0"}
+REAL_NAMES = {name for name, label in LABEL_ALIASES.items() if label == "real"} | {"0.0"}
 
 
 class MetricUndefinedError(DfdetectError):

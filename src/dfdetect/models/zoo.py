@@ -64,17 +64,36 @@ def create_backbone(spec: BackboneSpec, pretrained: str | None = None, drop_rate
     """
     import timm
 
-    hub = pretrained == "hub"
-    model = timm.create_model(
-        spec.timm_name if hub else spec.timm_arch, pretrained=hub, num_classes=0, drop_rate=drop_rate
-    )
-    if pretrained in (None, "none", "hub"):
+    if pretrained == "hub":
+        return _create_from_hub(spec, drop_rate)
+    model = timm.create_model(spec.timm_arch, pretrained=False, num_classes=0, drop_rate=drop_rate)
+    if pretrained in (None, "none"):
         return model
     if pretrained == "imagenet":
         _load_offline_imagenet(model, spec)
     else:
         _load_weights_file(model, Path(pretrained))
     return model
+
+
+def _create_from_hub(spec: BackboneSpec, drop_rate: float):
+    import os
+
+    import timm
+
+    # The package defaults to offline; asking for hub weights is the user's explicit request to go online.
+    offline = os.environ.pop("HF_HUB_OFFLINE", None)
+    try:
+        return timm.create_model(spec.timm_name, pretrained=True, num_classes=0, drop_rate=drop_rate)
+    except Exception as exc:  # network, hub and cache errors come in many types
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise WeightsUnavailableError(
+            f"cannot fetch hub weights {spec.timm_name} ({reason}); use a local weights file, "
+            "pretrained='imagenet' where offline weights ship, or pretrained=None"
+        ) from None
+    finally:
+        if offline is not None:
+            os.environ["HF_HUB_OFFLINE"] = offline
 
 
 def _load_offline_imagenet(model, spec: BackboneSpec) -> None:

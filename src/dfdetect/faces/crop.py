@@ -1,0 +1,78 @@
+"""The one face crop used for scanning, extraction and training: expand the box by a margin, clip it to the
+frame, resize keeping the aspect ratio and pad with zeros to a square (seed 002, section 2.4)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .detect import FaceBox
+
+
+@dataclass(frozen=True)
+class CropSettings:
+    """size: side of the square crop. margin: fraction of the box width (height) added on the left and the right
+    (top and bottom). margin_px: absolute pixels added on every side as well (seed 002 uses 30 with margin=0).
+    min_face: callers drop faces whose shorter box side is below this many pixels (0 keeps all; seed 002: 70)."""
+
+    size: int = 224
+    margin: float = 0.3
+    margin_px: int = 0
+    min_face: int = 0
+
+    def __post_init__(self):
+        from ..errors import ConfigError
+
+        if self.size < 1:
+            raise ConfigError(f"crop size must be positive, got {self.size}")
+        if self.margin < 0 or self.margin_px < 0 or self.min_face < 0:
+            raise ConfigError(f"crop margin, margin_px and min_face must not be negative: {self}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def keeps(self, box: FaceBox) -> bool:
+        """Whether a face is big enough for these settings."""
+        return min(box.width, box.height) >= self.min_face
+
+
+def crop_region(box: FaceBox, settings: CropSettings, width: int, height: int) -> tuple[int, int, int, int]:
+    """The pixel rectangle (x1, y1, x2, y2), end-exclusive, that crop_face cuts from a width x height image."""
+    pad_x = box.width * settings.margin + settings.margin_px
+    pad_y = box.height * settings.margin + settings.margin_px
+    # floor/ceil so that the region always covers the whole expanded box, never a pixel less.
+    x1 = max(0, math.floor(box.x1 - pad_x))
+    y1 = max(0, math.floor(box.y1 - pad_y))
+    x2 = min(width, math.ceil(box.x2 + pad_x))
+    y2 = min(height, math.ceil(box.y2 + pad_y))
+    # A box entirely outside the frame (or degenerate) still yields one pixel, never an empty slice.
+    x1, y1 = min(x1, width - 1), min(y1, height - 1)
+    return x1, y1, max(x2, x1 + 1), max(y2, y1 + 1)
+
+
+def crop_face(image: np.ndarray, box: FaceBox, settings: CropSettings = CropSettings()) -> np.ndarray:
+    """A settings.size x settings.size x 3 uint8 crop of the face in an RGB image."""
+    x1, y1, x2, y2 = crop_region(box, settings, image.shape[1], image.shape[0])
+    return letterbox(image[y1:y2, x1:x2], settings.size)
+
+
+def letterbox(image: np.ndarray, size: int) -> np.ndarray:
+    """Resize so that the longer side is `size` (aspect ratio kept) and centre on a black size x size square."""
+    import cv2
+
+    height, width = image.shape[:2]
+    if height == 0 or width == 0:
+        raise ValueError("cannot letterbox an empty image")
+    scale = size / max(height, width)
+    new_w = min(size, max(1, round(width * scale)))
+    new_h = min(size, max(1, round(height * scale)))
+    # INTER_AREA averages pixels when shrinking (no aliasing); INTER_CUBIC keeps edges when enlarging.
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    resized = cv2.resize(np.ascontiguousarray(image), (new_w, new_h), interpolation=interpolation)
+    resized = resized.reshape((new_h, new_w) + image.shape[2:])  # OpenCV drops a single channel axis
+    canvas = np.zeros((size, size) + image.shape[2:], dtype=image.dtype)
+    top, left = (size - new_h) // 2, (size - new_w) // 2
+    canvas[top : top + new_h, left : left + new_w] = resized
+    return canvas
