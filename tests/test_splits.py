@@ -98,3 +98,21 @@ def test_fraction_and_protocol_errors_are_clear():
         parse_fractions("a,b,c")
     with pytest.raises(ConfigError, match="unknown split protocol"):
         assign_splits(ffpp_like(2), "random")
+
+
+def test_group_kfold_gives_every_group_one_turn_as_test(faces_manifest):
+    from dfdetect.data.splits import group_kfold_split
+
+    test_turns = pd.Series(0, index=pd.Index(faces_manifest["group"].unique()))
+    for fold in range(5):
+        out = group_kfold_split(faces_manifest, folds=5, fold=fold, seed=3)
+        assert group_leaks(out).empty
+        share = out["split"].value_counts(normalize=True)
+        assert share["test"] == pytest.approx(0.2, abs=0.01) and share["val"] == pytest.approx(0.2, abs=0.01)
+        for label in ("real", "fake"):  # each fold is balanced by label (stratified by method = label here)
+            part = out[out["label"] == label]["split"].value_counts(normalize=True)
+            assert part["test"] == pytest.approx(0.2, abs=0.01)
+        test_turns[out.loc[out["split"] == "test", "group"].unique()] += 1
+    assert (test_turns == 1).all()
+    with pytest.raises(ConfigError, match="folds"):
+        group_kfold_split(faces_manifest, folds=5, fold=5)

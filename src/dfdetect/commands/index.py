@@ -11,10 +11,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("dataset", help="dataset folder in its official layout, or a crops CSV file")
     parser.add_argument("--format", default="auto", choices=FORMATS, help="layout (default: recognise it)")
     parser.add_argument("--out", default="manifest.csv", help="manifest to write (.csv, or .parquet with pyarrow)")
-    parser.add_argument("--split", default="auto", choices=("auto", "group", "official", "seed001", "none"),
+    parser.add_argument("--split", default="auto", choices=("auto", "group", "kfold", "official", "seed001", "none"),
                         help="auto: the dataset's official lists where it has them, else group; group: whole "
                              "sources per split, stratified by method; seed001: balanced classes, random "
-                             "per-image 56/24/20 with seed 42 (leaks identity; for reproduction only)")
+                             "per-image 56/24/20 with seed 42 (leaks identity; for reproduction only); kfold: "
+                             "leave-groups-out cross-validation, fold --fold of --folds is test, the next val")
+    parser.add_argument("--folds", type=int, default=5, help="kfold: number of folds (default 5)")
+    parser.add_argument("--fold", type=int, default=0, help="kfold: which fold is the test split (default 0)")
     parser.add_argument("--fractions", default=None,
                         help="train,val,test fractions (default 0.7,0.15,0.15; seed001: 0.56,0.24,0.2)")
     parser.add_argument("--seed", type=int, default=None, help="split seed (default 0; seed001: 42)")
@@ -38,7 +41,8 @@ def run(args) -> int:
     index = index_dataset(args.dataset, args.format, **options)
     for problem in index.problems:
         print(f"warning: {problem}", file=sys.stderr)
-    manifest = assign_splits(index.manifest, args.split, args.fractions, args.seed, args.stratify or None)
+    manifest = assign_splits(index.manifest, args.split, args.fractions, args.seed, args.stratify or None,
+                             folds=args.folds, fold=args.fold)
     write_manifest(manifest, args.out)
     print(f"{index.format}: {len(manifest)} items, {manifest['group'].nunique()} groups -> {args.out}")
     print(split_table(manifest).to_string())

@@ -21,7 +21,7 @@ from .manifest import SPLITS
 DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)   # seed 003
 SEED001_FRACTIONS = (0.56, 0.24, 0.20)  # seed 001: 56% train, 24% validation, 20% test
 SEED001_SEED = 42
-PROTOCOLS = ("auto", "group", "official", "seed001", "none")
+PROTOCOLS = ("auto", "group", "kfold", "official", "seed001", "none")
 
 
 def parse_fractions(text: str | tuple | list) -> tuple[float, float, float]:
@@ -38,7 +38,7 @@ def parse_fractions(text: str | tuple | list) -> tuple[float, float, float]:
 
 
 def assign_splits(df: pd.DataFrame, protocol: str = "auto", fractions=None, seed: int | None = None,
-                  stratify: str | None = "method") -> pd.DataFrame:
+                  stratify: str | None = "method", folds: int = 5, fold: int = 0) -> pd.DataFrame:
     """A copy of the manifest with `split` and `split_level` filled by the named protocol."""
     if protocol == "auto":
         protocol = "official" if (df["split_level"] == "official").any() else "group"
@@ -53,6 +53,8 @@ def assign_splits(df: pd.DataFrame, protocol: str = "auto", fractions=None, seed
         return group_split(df, fractions, seed, stratify)
     if protocol == "official":
         return official_split(df, fractions, seed, stratify)
+    if protocol == "kfold":
+        return group_kfold_split(df, folds, fold, seed, stratify)
     raise ConfigError(f"unknown split protocol {protocol!r}; choose one of: {', '.join(PROTOCOLS)}")
 
 
@@ -76,6 +78,29 @@ def group_split(df: pd.DataFrame, fractions=DEFAULT_FRACTIONS, seed: int = 0, st
     order = _seeded_order(counts.to_numpy().sum(axis=1), seed)
     split_of_group = _greedy_assign(counts.to_numpy(dtype=float)[order], fractions)
     mapping = pd.Series(np.asarray(SPLITS)[split_of_group], index=counts.index[order])
+    out["split"] = groups.map(mapping).to_numpy()
+    out["split_level"] = "group"
+    return out
+
+
+def group_kfold_split(df: pd.DataFrame, folds: int = 5, fold: int = 0, seed: int = 0,
+                      stratify: str | None = "method", group_col: str = "group") -> pd.DataFrame:
+    """Leave-groups-out cross-validation: groups dealt into `folds` balanced folds (same greedy as
+    group_split); fold `fold` is the test split, the next one validation, the rest training. Running every
+    `fold` in range(folds) with one seed gives each group exactly one turn as test data."""
+    if folds < 3 or not 0 <= fold < folds:
+        raise ConfigError(f"k-fold split needs folds >= 3 and 0 <= fold < folds (got folds={folds}, fold={fold})")
+    out = df.copy()
+    if out.empty:
+        return out
+    groups = out[group_col].astype(str).where(out[group_col].astype(str) != "", out["path"].astype(str))
+    strata = out[stratify].astype(str) if stratify else pd.Series("all", index=out.index)
+    counts = pd.crosstab(groups, strata)
+    order = _seeded_order(counts.to_numpy().sum(axis=1), seed)
+    fold_of_group = _greedy_assign(counts.to_numpy(dtype=float)[order], np.full(folds, 1.0 / folds))
+    role = np.full(folds, "train", dtype=object)
+    role[fold], role[(fold + 1) % folds] = "test", "val"
+    mapping = pd.Series(role[fold_of_group], index=counts.index[order])
     out["split"] = groups.map(mapping).to_numpy()
     out["split_level"] = "group"
     return out
