@@ -242,3 +242,13 @@ def test_index_cli_reports_problems_and_writes_splits(tmp_path, clips, capsys):
     df = read_manifest(out)
     assert set(df["split"]) <= {"train", "val", "test"} and (df["split_level"] == "group").all()
     assert df.groupby("group")["split"].nunique().max() == 1
+
+
+def test_a_relative_dataset_path_gives_a_manifest_readable_from_anywhere(dfdc_faces, tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.chdir(dfdc_faces.parent)
+    index = index_dataset(dfdc_faces.name, "crops-csv")
+    out = write_manifest(index.manifest.head(3), tmp_path / "sub" / "m.csv")
+    monkeypatch.chdir(tmp_path)
+    assert all(os.path.isfile(p) for p in read_manifest(out)["path"])

@@ -73,7 +73,7 @@ def _draw_frame(image: np.ndarray, boxes) -> None:
         colour = FAKE_COLOUR if track.verdict == "fake" else REAL_COLOUR
         p1, p2 = (int(x1), int(y1)), (int(x2), int(y2))
         cv2.rectangle(image, p1, p2, colour, thickness)
-        label = f"{track.verdict.upper()} {track.probability:.2f}"
+        label = f"{track.verdict.upper()} p(fake)={track.probability:.2f}"
         (w, h), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
         top = max(0, p1[1] - h - base - 4)
         cv2.rectangle(image, (p1[0], top), (p1[0] + w + 6, top + h + base + 4), colour, -1)

@@ -59,7 +59,7 @@ class Index:
 def index_dataset(root: str | Path, format: str = "auto", **options) -> Index:
     """Index a dataset folder (or a crops CSV file). Options go to the format's indexer; options it does not
     take, and options set to None, are ignored, so one set of options serves every format."""
-    root = Path(root)
+    root = Path(os.path.abspath(root))  # manifest paths must not depend on the working directory
     if not root.exists():
         raise DatasetError(f"dataset {root} does not exist; pass the folder in its official layout")
     fmt = detect_format(root) if format == "auto" else format
