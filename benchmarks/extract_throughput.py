@@ -12,32 +12,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from machine import describe_machine  # benchmarks/machine.py, beside this script
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def describe_machine(device: str) -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    text = f"{os.cpu_count()} CPU cores ({cpu}), Python {platform.python_version()}"
-    import torch
-
-    if torch.cuda.is_available():
-        text += f", GPU {torch.cuda.get_device_name(0)}"
-    else:
-        text += ", no GPU"
-    return text + f", detector device {device}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name} x{workers}: {summary.processed_now} videos, {summary.faces_now} faces, {wall:.1f} s, "
               f"{60 * summary.processed_now / wall:.2f} videos/min, {summary.faces_now / wall:.2f} faces/s, "
               f"{cpu / max(summary.processed_now, 1):.1f} CPU s/video", flush=True)
-    write_results(Path(args.out), dataset, videos, rows, describe_machine(device))
+    write_results(Path(args.out), dataset, videos, rows, f"{describe_machine()}, detector device {device}")
     print(f"results in {args.out}")
     return 0
 

@@ -6,10 +6,11 @@
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from datetime import date
 from pathlib import Path
+
+from machine import describe_machine  # benchmarks/machine.py, beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 CLIPS = REPO.parent / "shared" / "data" / "dfdc-videos" / "videos"
@@ -37,8 +38,7 @@ def main() -> None:
         f"# Scan speed, device {args.device}, {args.frames} frames per clip",
         "",
         f"Command: `.venv/bin/python benchmarks/scan_speed.py --device {args.device} --frames {args.frames}`  ",
-        f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-        f"torch {torch.__version__}; date {date.today()}  ",
+        f"Machine: {describe_machine()}, {torch.get_num_threads()} torch threads; date {date.today()}  ",
         f"Model load (weights + MTCNN): {load_s:.2f} s",
         "",
         "| clip | size | people | decode s | detect s | classify s | total s |",

@@ -13,35 +13,14 @@ Warm-up steps (memory allocation, cuDNN / oneDNN kernel selection) are not timed
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
 from datetime import date
 from pathlib import Path
 
+from machine import describe_machine  # benchmarks/machine.py, beside this script
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def describe_machine() -> str:
-    import torch
-
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    text = f"{os.cpu_count()} CPU cores ({cpu}), torch {torch.__version__}"
-    if torch.cuda.is_available():
-        text += f", GPU {torch.cuda.get_device_name(0)}"
-    try:
-        text += f", load average {os.getloadavg()[0]:.1f} at start"
-    except OSError:
-        pass
-    return text
 
 
 def parse_runs(text: str) -> list[tuple[str, int, int]]:

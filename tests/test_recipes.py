@@ -22,13 +22,7 @@ SEED002_AUGMENTATIONS = ("none", "seed002_default", "seed002_coarse_dropout", "s
 STEP_SIZE = {"inception_v4": 80, "inception_resnet_v2": 80}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Two intra-op threads on two shared cores slow these small steps down many times over.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def recipe(name: str, *overrides: str):
