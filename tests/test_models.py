@@ -127,3 +127,25 @@ def test_invalid_or_missing_card(default_copy, tmp_path):
         load_checkpoint(default_copy)
     with pytest.raises(CheckpointError, match="model card not found"):
         load_checkpoint(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("params", 1, "parameters"),
+    ("weights_dtype", "float32", "float16 weights|holds float16"),
+    ("num_classes", 3, "invalid model card"),
+    ("temperature", -2.0, "invalid model card"),
+    ("threshold", 7.0, "invalid model card"),
+])
+def test_card_facts_that_are_false_are_refused(default_copy, field, value, message):
+    card_path = default_copy.with_suffix(".json")
+    card = json.loads(card_path.read_text())
+    card[field] = value
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(default_copy)
+
+
+def test_dotted_checkpoint_names_keep_their_dots(tmp_path):
+    weights, card = resolve(tmp_path / "b4-0.5")
+    assert weights.name == "b4-0.5.safetensors" and card.name == "b4-0.5.json"
+    assert resolve(tmp_path / "m.safetensors")[1].name == "m.json"

@@ -169,3 +169,21 @@ def test_wrong_model_is_one_clear_error(astronaut, tmp_path, capsys):
     cv2.imwrite(str(image), astronaut)
     assert main(["scan", str(image), "--model", str(tmp_path / "nope")]) == 2
     assert "model card not found" in capsys.readouterr().err
+
+
+def test_an_unexpected_failure_is_an_error_item_not_a_crash(detector, sample_clip, monkeypatch):
+    def broken(images):
+        raise RuntimeError("CUDA out of memory")
+
+    monkeypatch.setattr(detector.face_detector, "detect", broken)
+    result = detector.scan(sample_clip)
+    assert result.verdict == "error" and result.error == "internal error RuntimeError: CUDA out of memory"
+
+
+def test_bad_options_are_refused_up_front():
+    from dfdetect.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="at least 1"):
+        Detector.load("default", device="cpu", batch_size=0)
+    with pytest.raises(ConfigError, match="between 0 and 1"):
+        Detector.load("default", device="cpu", threshold=7)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,8 @@ import numpy as np
 from .errors import DfdetectError
 from .results import FaceScore, MediaSummary, ModelSummary, ScanResult, TrackResult
 from .scoring import AGGREGATORS, DEFAULT_AGGREGATION, calibrated_probability, verdict
+
+log = logging.getLogger(__name__)
 
 UNTRAINED_WARNING = (
     "the model {name!r} is NOT trained to detect deepfakes (ImageNet weights only): its scores are "
@@ -29,6 +32,15 @@ class ScanOptions:
     tta: bool = False               # also score the horizontally flipped face
     chunk_frames: int = 8           # frames decoded and detected at a time (bounds memory)
     detector_options: dict = field(default_factory=dict)
+    min_track_fraction: float = 0.1  # tracks seen in fewer sampled frames are taken for false detections
+
+    def __post_init__(self):
+        from .errors import ConfigError
+
+        if self.batch_size < 1 or self.chunk_frames < 1:
+            raise ConfigError("batch size and chunk size must be at least 1")
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
+            raise ConfigError(f"threshold must be between 0 and 1, got {self.threshold}")
 
 
 class Detector:
@@ -69,6 +81,10 @@ class Detector:
             result = ScanResult(path=str(path), verdict="error", error=str(exc))
         except MemoryError:
             result = ScanResult(path=str(path), verdict="error", error="out of memory while reading this file")
+        except Exception as exc:  # one bad item must not end a batch; the message still names the cause
+            log.debug("scan of %s failed", path, exc_info=True)
+            result = ScanResult(path=str(path), verdict="error",
+                                error=f"internal error {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
         result.timings["total_s"] = round(time.perf_counter() - start, 3)
         return result
 
@@ -82,8 +98,9 @@ class Detector:
 
         info = probe(path)
         timings: dict[str, float] = {}
-        detections, crops = self._detect_faces(path, timings)
-        tracks = filter_tracks(build_tracks(detections), n_frames=len(detections))
+        detections, face_probs = self._detect_and_score_faces(path, timings)
+        tracks = filter_tracks(build_tracks(detections), n_frames=len(detections),
+                               min_fraction=self.options.min_track_fraction)
         base = dict(
             path=str(path), threshold=self.threshold, aggregation=self.aggregation.name,
             detector=self.detector_name, frames_sampled=len(detections), timings=timings,
@@ -97,45 +114,46 @@ class Detector:
         )
         if not tracks:
             return ScanResult(verdict="no_face", **base)
-        t0 = time.perf_counter()
-        track_faces = [[face for face in track.faces] for track in tracks]
-        probs = self.predict([crops[id(face.box)] for faces in track_faces for face in faces])
-        timings["classify_s"] = round(time.perf_counter() - t0, 3)
-        track_results, per_track_probs, i = [], [], 0
-        for track, faces in zip(tracks, track_faces):
-            p = probs[i:i + len(faces)].tolist()
-            i += len(faces)
+        track_results, per_track_probs = [], []
+        for track in tracks:
+            faces = track.faces
+            p = [face_probs[id(face.box)] for face in faces]
             per_track_probs.append(p)
             track_p = self.aggregation.track(p)
             track_results.append(TrackResult(
                 track_id=track.id, probability=track_p, verdict=verdict(track_p, self.threshold),
                 faces=[FaceScore(frame_index=f.frame_index, time_s=round(f.time_s, 3),
-                                 box=tuple(round(v, 1) for v in f.box.to_list()[:4]),
+                                 box=tuple(round(v, 1) for v in f.box.to_list()),
                                  detector_score=round(float(f.box.score), 4), probability=fp)
                        for f, fp in zip(faces, p)],
             ))
         video_p = self.aggregation.video(per_track_probs)
         return ScanResult(verdict=verdict(video_p, self.threshold), probability=video_p, tracks=track_results, **base)
 
-    def _detect_faces(self, path: Path, timings: dict) -> tuple[list, dict]:
-        """Stream frames in chunks: detect, crop, drop the frame. Returns per-frame detections and crops by box."""
+    def _detect_and_score_faces(self, path: Path, timings: dict) -> tuple[list, dict]:
+        """Stream frames in chunks: detect, crop and score the faces, drop the frame and crops, so memory
+        stays bounded whatever the video's length. Returns per-frame detections and p(fake) by box."""
         from .faces.crop import crop_face
         from .media import iter_frames
 
-        detections, crops, chunk = [], {}, []
-        decode_s = detect_s = 0.0
+        detections, probs, chunk = [], {}, []
+        decode_s = detect_s = classify_s = 0.0
         t0 = time.perf_counter()
 
         def flush():
-            nonlocal detect_s
+            nonlocal detect_s, classify_s
             t = time.perf_counter()
             boxes_per_frame = self.face_detector.detect([f.image for f in chunk])
+            boxes_per_frame = [[b for b in boxes if self.crop.keeps(b)] for boxes in boxes_per_frame]
+            crops = [crop_face(frame.image, box, self.crop)
+                     for frame, boxes in zip(chunk, boxes_per_frame) for box in boxes]
+            t_mid = time.perf_counter()
+            chunk_probs = iter(self.predict(crops).tolist())
             for frame, boxes in zip(chunk, boxes_per_frame):
-                boxes = [b for b in boxes if min(b.width, b.height) >= self.crop.min_face]
-                for box in boxes:
-                    crops[id(box)] = crop_face(frame.image, box, self.crop)
+                probs.update((id(box), next(chunk_probs)) for box in boxes)
                 detections.append((frame.index, frame.time_s, boxes))
-            detect_s += time.perf_counter() - t
+            detect_s += t_mid - t
+            classify_s += time.perf_counter() - t_mid
             chunk.clear()
 
         for frame in iter_frames(path, self.sampling):
@@ -148,7 +166,8 @@ class Detector:
             flush()
         timings["decode_s"] = round(decode_s, 3)
         timings["detect_s"] = round(detect_s, 3)
-        return detections, crops
+        timings["classify_s"] = round(classify_s, 3)
+        return detections, probs
 
     # -- classification -----------------------------------------------------------------------------
     def predict(self, crops: Sequence[np.ndarray]) -> np.ndarray:

@@ -13,8 +13,9 @@ from .registry import Registry
 
 def calibrated_probability(logits: Sequence[float] | np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """sigmoid(logit / T): temperature scaling fitted on validation data and stored in the model card."""
-    z = np.asarray(logits, dtype=np.float64) / max(temperature, 1e-6)
-    return 1.0 / (1.0 + np.exp(-z))
+    from .evaluate.calibration import apply_temperature
+
+    return apply_temperature(logits, temperature)
 
 
 def mean_probability(probs: Sequence[float]) -> float:
@@ -24,11 +25,12 @@ def mean_probability(probs: Sequence[float]) -> float:
 def confident_mean(probs: Sequence[float], high: float = 0.8, low: float = 0.2) -> float:
     """The DFDC winner's rule: when enough frames are confidently fake, average only those (one fake
     stretch is enough to call a video fake); when nearly all are confidently real, average those; else mean.
-    The original counts (>11 of 32 frames, >32/2.5) are scaled to the number of frames."""
+    The original's counts (more than 32/2.5 and more than 11 of 32 frames) are scaled to the number of
+    frames; scaled, the first implies the second."""
     p = np.asarray(probs, dtype=np.float64)
     n = len(p)
     fakes = p[p > high]
-    if len(fakes) > n / 2.5 and len(fakes) > 11 * n / 32:
+    if len(fakes) > n / 2.5:
         return float(fakes.mean())
     reals = p[p < low]
     if len(reals) > 0.9 * n:

@@ -8,6 +8,15 @@ from pathlib import Path
 EXIT_OK, EXIT_ITEM_FAILED = 0, 1
 
 
+def _positive_int(text: str) -> int:
+    import argparse
+
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def add_arguments(p) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help="video or image files, or folders (searched recursively)")
     p.add_argument("--model", default="default", help="bundled model name or checkpoint path (default: %(default)s)")
@@ -17,9 +26,10 @@ def add_arguments(p) -> None:
     p.add_argument("--detector", default=None, help="face detector: mtcnn | haar (default: the model's)")
     p.add_argument("--threshold", type=float, default=None, help="p(fake) at or above which a face is fake "
                    "(default: the model card's)")
-    p.add_argument("--aggregation", default="max_track", help="mean | confident | max_track (default: %(default)s)")
+    p.add_argument("--aggregation", default="max_track",
+                   help="max_track | mean | confident (see dfdetect.scoring; default: %(default)s)")
     p.add_argument("--tta", action="store_true", help="also score horizontally flipped faces")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=_positive_int, default=32, help="faces per forward pass")
     p.add_argument("--json", metavar="FILE", help="write all results as JSON")
     p.add_argument("--csv", metavar="FILE", help="write one row per face (and per failed item) as CSV")
     p.add_argument("--annotate", metavar="OUT", help="write the input with red/green face boxes: a file for one "
@@ -43,13 +53,13 @@ def run(args) -> int:
                              batch_size=args.batch_size)
     for warning in detector.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    results = []
+    results, annotated = [], set()
     bar = tqdm(paths, desc="scanning", unit="file", disable=args.quiet or len(paths) == 1, file=sys.stderr)
     for path in bar:
         result = detector.scan(path)
         results.append(result)
         if args.annotate and result.verdict in ("fake", "real", "no_face"):
-            _annotate(result, Path(args.annotate), single=len(paths) == 1)
+            _annotate(result, Path(args.annotate), single=len(paths) == 1, taken=annotated)
         bar.write(result.summary_line(), file=sys.stdout)
         # Written after every item so an interrupted batch keeps what it finished.
         if args.json:
@@ -63,16 +73,24 @@ def run(args) -> int:
     return EXIT_ITEM_FAILED if failed else EXIT_OK
 
 
-def _annotate(result, target: Path, single: bool) -> None:
+def _annotate(result, target: Path, single: bool, taken: set) -> None:
     from ..errors import DfdetectError
 
     kind = result.media.kind if result.media else "video"
     if single and target.suffix:
         out = target
     else:
-        out = target / (Path(result.path).stem + ("_annotated.mp4" if kind == "video" else "_annotated.png"))
+        suffix = "_annotated.mp4" if kind == "video" else "_annotated.png"
+        out = target / (Path(result.path).stem + suffix)
+        n = 1
+        while out in taken:  # the same file name in two input folders: keep both
+            n += 1
+            out = target / f"{Path(result.path).stem}_{n}{suffix}"
+        taken.add(out)
     try:
         result.render(out)
         print(f"  annotated: {out}")
     except DfdetectError as exc:
         print(f"  annotation failed: {exc}", file=sys.stderr)
+    except Exception as exc:  # a failed annotation must not end the batch
+        print(f"  annotation failed: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -6,7 +6,7 @@ import hashlib
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -33,13 +33,13 @@ class ModelCard(BaseModel):
     arch: str
     head: str = "linear"
     head_options: dict[str, Any] = Field(default_factory=dict)
-    num_classes: int = 1
-    input_size: int
+    num_classes: Literal[1, 2] = 1
+    input_size: int = Field(gt=0)
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     crop: CropCard = Field(default_factory=CropCard)
-    threshold: float = 0.5
-    temperature: float = 1.0
+    threshold: float = Field(0.5, ge=0.0, le=1.0)
+    temperature: float = Field(1.0, gt=0.0)
     trained_for_deepfakes: bool = True
     params: int = 0
     weights_sha256: str = ""
@@ -58,7 +58,8 @@ def resolve(path_or_name: str | Path) -> tuple[Path, Path]:
     base = NAMED_MODELS.get(str(path_or_name), Path(path_or_name))
     if base.suffix in (".safetensors", ".json"):
         base = base.with_suffix("")
-    return base.with_suffix(".safetensors"), base.with_suffix(".json")
+    # Append rather than replace: "runs/b4-0.5" must not become "runs/b4-0.safetensors".
+    return base.with_name(base.name + ".safetensors"), base.with_name(base.name + ".json")
 
 
 def save_checkpoint(model, card: ModelCard, path: str | Path, half: bool = False) -> tuple[Path, Path]:
@@ -115,6 +116,7 @@ def load_checkpoint(path_or_name: str | Path, device: str = "cpu"):
     model = create_model(card.arch, pretrained=None, head=card.head, num_classes=card.num_classes,
                          head_options=card.head_options)
     _load_strict(model, state, weights_path, card_path)
+    _check_card_facts(card, model, state, weights_path, card_path)
     return model.to(device).eval(), card
 
 
@@ -132,6 +134,17 @@ def _load_strict(model, state: dict, weights_path: Path, card_path: Path) -> Non
         raise CheckpointError(f"{weights_path.name} does not match the architecture in {card_path.name} ({detail})")
     state = {k: v.to(expected[k].dtype) for k, v in state.items()}
     model.load_state_dict(state, strict=True)
+
+
+def _check_card_facts(card: ModelCard, model, state: dict, weights_path: Path, card_path: Path) -> None:
+    """What the card states about the weights must be true of them."""
+    params = sum(p.numel() for p in model.parameters())
+    if card.params and card.params != params:
+        raise CheckpointError(f"{card_path.name} says {card.params} parameters, {weights_path.name} has {params}")
+    dtypes = {str(v.dtype).removeprefix("torch.") for v in state.values() if v.is_floating_point()}
+    if dtypes and dtypes != {card.weights_dtype}:
+        raise CheckpointError(f"{card_path.name} says {card.weights_dtype} weights, {weights_path.name} holds "
+                              f"{', '.join(sorted(dtypes))}")
 
 
 def _sha256(path: Path) -> str:

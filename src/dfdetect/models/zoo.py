@@ -77,12 +77,13 @@ def create_backbone(spec: BackboneSpec, pretrained: str | None = None, drop_rate
 
 
 def _create_from_hub(spec: BackboneSpec, drop_rate: float):
-    import os
-
+    import huggingface_hub.constants as hub_constants
     import timm
 
-    # The package defaults to offline; asking for hub weights is the user's explicit request to go online.
-    offline = os.environ.pop("HF_HUB_OFFLINE", None)
+    # The package defaults to offline (read by huggingface_hub at import); asking for hub weights is the
+    # user's explicit request to go online.
+    offline = hub_constants.HF_HUB_OFFLINE
+    hub_constants.HF_HUB_OFFLINE = False
     try:
         return timm.create_model(spec.timm_name, pretrained=True, num_classes=0, drop_rate=drop_rate)
     except Exception as exc:  # network, hub and cache errors come in many types
@@ -92,8 +93,7 @@ def _create_from_hub(spec: BackboneSpec, drop_rate: float):
             "pretrained='imagenet' where offline weights ship, or pretrained=None"
         ) from None
     finally:
-        if offline is not None:
-            os.environ["HF_HUB_OFFLINE"] = offline
+        hub_constants.HF_HUB_OFFLINE = offline
 
 
 def _load_offline_imagenet(model, spec: BackboneSpec) -> None:
