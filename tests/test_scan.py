@@ -187,3 +187,18 @@ def test_bad_options_are_refused_up_front():
         Detector.load("default", device="cpu", batch_size=0)
     with pytest.raises(ConfigError, match="between 0 and 1"):
         Detector.load("default", device="cpu", threshold=7)
+
+
+def test_result_files_survive_an_interrupted_batch(detector, astronaut, tmp_path):
+    from dfdetect.results import ResultFiles
+
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), astronaut)
+    json_path, csv_path = tmp_path / "r.json", tmp_path / "r.csv"
+    with pytest.raises(KeyboardInterrupt):
+        with ResultFiles(json_path, csv_path, json_interval_s=3600) as files:
+            files.add(detector.scan(image))
+            files.add(detector.scan(tmp_path / "missing.png"))
+            raise KeyboardInterrupt
+    assert [r.verdict for r in read_json(json_path)][1] == "error"
+    assert len(csv_path.read_text().splitlines()) == 1 + len(read_json(json_path)[0].tracks[0].faces) + 1

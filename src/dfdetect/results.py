@@ -138,6 +138,46 @@ def write_csv(results: Iterable[ScanResult], path: str | Path) -> Path:
     return path
 
 
+class ResultFiles:
+    """Results written as a batch goes: CSV rows appended per item, the JSON file rewritten at most every
+    `json_interval_s` seconds and on exit (also on Ctrl-C), so a long batch costs linear I/O and an
+    interruption loses nothing that finished."""
+
+    def __init__(self, json_path: str | Path | None = None, csv_path: str | Path | None = None,
+                 json_interval_s: float = 5.0):
+        self.json_path = Path(json_path) if json_path else None
+        self.csv_path = Path(csv_path) if csv_path else None
+        self.json_interval_s = json_interval_s
+        self.results: list[ScanResult] = []
+        self._csv = None
+        self._last_json = 0.0
+
+    def __enter__(self) -> "ResultFiles":
+        if self.csv_path:
+            self.csv_path.parent.mkdir(parents=True, exist_ok=True)
+            self._csv = open(self.csv_path, "w", newline="")
+            self._writer = csv.DictWriter(self._csv, fieldnames=CSV_COLUMNS)
+            self._writer.writeheader()
+        return self
+
+    def add(self, result: ScanResult) -> None:
+        import time
+
+        self.results.append(result)
+        if self._csv:
+            self._writer.writerows(result.csv_rows())
+            self._csv.flush()
+        if self.json_path and time.monotonic() - self._last_json >= self.json_interval_s:
+            write_json(self.results, self.json_path)
+            self._last_json = time.monotonic()
+
+    def __exit__(self, *exc) -> None:
+        if self._csv:
+            self._csv.close()
+        if self.json_path:
+            write_json(self.results, self.json_path)
+
+
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)

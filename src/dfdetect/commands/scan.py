@@ -42,7 +42,7 @@ def run(args) -> int:
 
     from ..api import Detector
     from ..media import collect_inputs
-    from ..results import write_csv, write_json
+    from ..results import ResultFiles
 
     paths = collect_inputs(args.paths)
     if not paths:
@@ -55,17 +55,14 @@ def run(args) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     results, annotated = [], set()
     bar = tqdm(paths, desc="scanning", unit="file", disable=args.quiet or len(paths) == 1, file=sys.stderr)
-    for path in bar:
-        result = detector.scan(path)
-        results.append(result)
-        if args.annotate and result.verdict in ("fake", "real", "no_face"):
-            _annotate(result, Path(args.annotate), single=len(paths) == 1, taken=annotated)
-        bar.write(result.summary_line(), file=sys.stdout)
-        # Written after every item so an interrupted batch keeps what it finished.
-        if args.json:
-            write_json(results, args.json)
-        if args.csv:
-            write_csv(results, args.csv)
+    with ResultFiles(json_path=args.json, csv_path=args.csv) as files:  # an interrupted batch keeps its results
+        for path in bar:
+            result = detector.scan(path)
+            results.append(result)
+            files.add(result)
+            if args.annotate and result.verdict in ("fake", "real", "no_face"):
+                _annotate(result, Path(args.annotate), single=len(paths) == 1, taken=annotated)
+            bar.write(result.summary_line(), file=sys.stdout)
     failed = [r for r in results if r.verdict in ("error", "no_face")]
     if len(results) > 1:
         counts = {v: sum(r.verdict == v for r in results) for v in ("fake", "real", "no_face", "error")}
