@@ -539,3 +539,13 @@ def test_sample_video(tmp_path, monkeypatch):
     made_at = cached.stat().st_mtime_ns
     assert samples.sample_video_path() == cached and cached.stat().st_mtime_ns == made_at
     assert list(cached.parent.iterdir()) == [cached]  # no temporary file left behind
+
+
+def test_explicit_frame_indices(dfdc_videos):
+    wanted = (250, 3, 77, 77)
+    frames = list(iter_frames(dfdc_videos[0], FrameSampling(indices=wanted)))
+    assert [f.index for f in frames] == [3, 77, 250]
+    assert str(FrameSampling(indices=wanted)) == "indices:3,77,250"
+    assert sample_indices(100, 30.0, FrameSampling(indices=wanted)) == [3, 77]
+    with pytest.raises(ConfigError, match="one rule"):
+        FrameSampling(every=2, indices=(1,))

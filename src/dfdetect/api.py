@@ -57,7 +57,10 @@ class Detector:
         self.threshold = card.threshold if options.threshold is None else options.threshold
         self.aggregation = AGGREGATORS.get(options.aggregation)
         self.detector_name = options.detector or card.crop.detector
-        self.face_detector = create_detector(self.detector_name, device=device, **options.detector_options)
+        detector_options = dict(options.detector_options)
+        if card.crop.detect_side and self.detector_name == card.crop.detector:
+            detector_options.setdefault("max_side", card.crop.detect_side)  # detect as the training crops were
+        self.face_detector = create_detector(self.detector_name, device=device, **detector_options)
         self.crop = CropSettings(size=card.input_size, margin=card.crop.margin, margin_px=card.crop.margin_px,
                                  min_face=card.crop.min_face)
         self.warnings = [] if card.trained_for_deepfakes else [UNTRAINED_WARNING.format(name=card.name)]

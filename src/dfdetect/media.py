@@ -41,17 +41,22 @@ MAX_BAD_PACKETS_IN_A_ROW = 500
 @dataclass(frozen=True)
 class FrameSampling:
     """Which frames of a video to use. Exactly one rule applies:
-    `count` frames evenly spaced, every `every`-th frame, `fps` frames per second, or all frames when
-    all three are None. `every` or `fps` override the default `count`."""
+    `count` frames evenly spaced, every `every`-th frame, `fps` frames per second, the frames listed in
+    `indices`, or all frames when all are None. `every`, `fps` or `indices` override the default `count`."""
 
     count: int | None = 32
     every: int | None = None
     fps: float | None = None
+    indices: tuple[int, ...] | None = None
 
     def __post_init__(self):
-        if self.every is not None and self.fps is not None:
-            raise ConfigError("frame sampling takes one rule: every=N or fps=R, not both")
-        if self.every is not None or self.fps is not None:
+        if sum(v is not None for v in (self.every, self.fps, self.indices)) > 1:
+            raise ConfigError("frame sampling takes one rule: every=N, fps=R or indices, not several")
+        if self.indices is not None:
+            if any(i < 0 for i in self.indices):
+                raise ConfigError("frame indices must not be negative")
+            object.__setattr__(self, "indices", tuple(sorted(set(int(i) for i in self.indices))))
+        if self.every is not None or self.fps is not None or self.indices is not None:
             object.__setattr__(self, "count", None)  # the default count gives way to an explicit rule
         for name, value in (("count", self.count), ("every", self.every), ("fps", self.fps)):
             if value is not None and not value > 0:
@@ -67,7 +72,7 @@ class FrameSampling:
 
     @property
     def is_all(self) -> bool:
-        return self.count is None and self.every is None and self.fps is None
+        return self.count is None and self.every is None and self.fps is None and self.indices is None
 
     @classmethod
     def parse(cls, text: "str | int | FrameSampling") -> "FrameSampling":
@@ -91,6 +96,8 @@ class FrameSampling:
             ) from None
 
     def __str__(self) -> str:
+        if self.indices is not None:
+            return "indices:" + ",".join(map(str, self.indices))
         if self.every is not None:
             return f"every:{self.every}"
         if self.fps is not None:
@@ -102,6 +109,8 @@ def sample_indices(frame_count: int, fps: float | None, sampling: FrameSampling)
     """Frame indices (0-based, increasing) chosen by `sampling` from a video of `frame_count` frames."""
     if frame_count <= 0:
         return []
+    if sampling.indices is not None:
+        return [i for i in sampling.indices if i < frame_count]
     if sampling.count is not None:
         return _evenly_spaced(frame_count, int(sampling.count))
     indices = []
@@ -321,6 +330,8 @@ def _iter_video_frames(path: Path, sampling: FrameSampling, max_side: int | None
         if sampling.count is not None:
             frame_count = _reliable_frame_count(path, stream, container, fps)
             targets: Iterator[int] = iter(_evenly_spaced(frame_count, int(sampling.count)))
+        elif sampling.indices is not None:
+            targets = iter(sampling.indices)
         else:
             targets = _open_ended_indices(sampling, fps)
         start = stream.start_time or 0

@@ -191,7 +191,7 @@ def _extract_with_boxes(task: dict, preset: ExtractPreset) -> dict:
     settings = preset.crop_settings()
     original = {int(k): v for k, v in task["original_boxes"].items()}
     rows, frames = [], 0
-    for frame in _frames_at(task, sorted(original), preset):
+    for frame in _frames_at(task, sorted(original)):
         frames += 1
         for number, values in enumerate(original.get(frame.index, [])):
             box = FaceBox(*values[:4], score=values[4])
@@ -270,7 +270,7 @@ def _frames_of(task: dict, preset: ExtractPreset) -> Iterator:
             count = min(count, preset.max_frames)
         rng = np.random.default_rng([preset.seed, zlib.crc32(task["video"].encode())])
         wanted = sorted(rng.choice(count, size=min(int(spec[7:]), count), replace=False).tolist())
-        yield from _frames_at(task, wanted, preset)
+        yield from _frames_at(task, wanted)
         return
     from ..media import FrameSampling, iter_frames
 
@@ -280,29 +280,12 @@ def _frames_of(task: dict, preset: ExtractPreset) -> Iterator:
         yield frame
 
 
-def _frames_at(task: dict, indices: list[int], preset: ExtractPreset) -> Iterator:
-    """The frames with the given indices. When the preset's own sampling picks exactly those (a fake with
-    its original's frame count) only they are converted; otherwise every frame is decoded and filtered."""
-    from ..media import FrameSampling, iter_frames, probe, sample_indices
+def _frames_at(task: dict, indices: list[int]) -> Iterator:
+    """The frames with the given indices; only those are converted (decoding runs up to the last one)."""
+    from ..media import FrameSampling, iter_frames
 
-    wanted = set(indices)
-    if not wanted:
-        return
-    spec = _sampling_for(task, preset)
-    if not spec.startswith("random:"):
-        info = probe(task["source"])
-        own = sample_indices(info.frame_count, info.fps, FrameSampling.parse(spec))
-        if set(own) >= wanted:
-            for frame in iter_frames(task["source"], FrameSampling.parse(spec)):
-                if frame.index in wanted:
-                    yield frame
-            return
-    last = max(wanted)
-    for frame in iter_frames(task["source"], FrameSampling.all()):
-        if frame.index in wanted:
-            yield frame
-        if frame.index >= last:
-            break
+    if indices:
+        yield from iter_frames(task["source"], FrameSampling(indices=tuple(indices)))
 
 
 def _batched(items: Iterator, size: int) -> Iterator[list]:

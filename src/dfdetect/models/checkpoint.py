@@ -24,6 +24,7 @@ class CropCard(BaseModel):
     margin: float = 0.3
     margin_px: int = 0
     min_face: int = 0
+    detect_side: int | None = None  # long side frames were shrunk to for detection; None: detector default
 
 
 class ModelCard(BaseModel):

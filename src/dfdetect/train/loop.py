@@ -650,7 +650,7 @@ class Trainer:
             name=r.name, arch=r.model.arch, head=r.model.head, head_options=r.model.head_options,
             num_classes=r.model.num_classes, input_size=self.input_size, mean=self.spec.mean, std=self.spec.std,
             crop=CropCard(detector=r.faces.detector, margin=r.faces.margin, margin_px=r.faces.margin_px,
-                          min_face=r.faces.min_face),
+                          min_face=r.faces.min_face, detect_side=r.faces.detect_side),
             threshold=threshold, temperature=temperature, training=training, metrics=metrics or {},
             license=r.data.license,
         )

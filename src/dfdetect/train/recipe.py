@@ -187,6 +187,7 @@ class FacesSection(_Section):
     margin: float = Field(0.3, ge=0)
     margin_px: int = Field(0, ge=0)
     min_face: int = Field(0, ge=0)
+    detect_side: int | None = Field(None, ge=64, description="detection resolution used at extraction")
 
 
 class Recipe(_Section):
