@@ -136,8 +136,8 @@ def test_bad_inputs_each_get_one_line_and_the_batch_goes_on(dfdc_videos, astrona
     cv2.imwrite(str(good), cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
     missing = tmp_path / "does-not-exist.mp4"
     out_json = tmp_path / "results.json"
-    status = main(["scan", str(folder), str(missing), "--device", "cpu", "--frames", "4",
-                   "--json", str(out_json), "--csv", str(tmp_path / "r.csv"), "--quiet"])
+    status = main(["scan", str(folder), str(missing), "--device", "cpu", "--frames", "4", "--quiet",
+                   "--json", str(out_json), "--csv", str(tmp_path / "r.csv"), "--report", str(tmp_path / "r.md")])
     assert status == 1
     printed = capsys.readouterr().out.splitlines()
     results = {Path(r.path).name: r for r in read_json(out_json)}
@@ -152,6 +152,9 @@ def test_bad_inputs_each_get_one_line_and_the_batch_goes_on(dfdc_videos, astrona
     assert "not found" in results["does-not-exist.mp4"].error or "exist" in results["does-not-exist.mp4"].error
     assert "pixels" in results["huge.png"].error
     ScanBatch.model_validate(json.loads(out_json.read_text()))
+    report = (tmp_path / "r.md").read_text()
+    assert "1 real" in report or "1 fake" in report
+    assert "| faceless.mp4 | **no_face** |" in report and "| huge.png | **error** |" in report
 
 
 def test_console_script_prints_a_verdict_for_a_real_clip(dfdc_videos, tmp_path):

@@ -111,6 +111,40 @@ class ScanBatch(BaseModel):
     results: list[ScanResult]
 
 
+def write_report(results: Iterable[ScanResult], path: str | Path) -> Path:
+    """A Markdown report a person reads: one line per item, then each person's score and sightings."""
+    from . import __version__
+
+    results = list(results)
+    counts = {v: sum(r.verdict == v for r in results) for v in ("fake", "real", "no_face", "error")}
+    lines = [f"# dfdetect scan report ({len(results)} items)", "",
+             ", ".join(f"{n} {v}" for v, n in counts.items()), ""]
+    model = next((r.model for r in results if r.model), None)
+    if model:
+        lines.append(f"Model: {model.name} ({model.arch}), temperature {model.temperature:g}; dfdetect {__version__}.")
+    lines += [f"> **Warning:** {w}" for w in sorted({w for r in results for w in r.warnings})]
+    lines += ["", "| item | verdict | p(fake) | people | frames | seconds | note |", "|---|---|---|---|---|---|---|"]
+    for r in results:
+        p = "" if r.probability is None else f"{r.probability:.3f}"
+        lines.append(f"| {Path(r.path).name} | **{r.verdict}** | {p} | {len(r.tracks)} | {r.frames_sampled} | "
+                     f"{r.timings.get('total_s', 0):.1f} | {(r.error or '').replace('|', '/')} |")
+    for r in results:
+        if not r.tracks:
+            continue
+        lines += ["", f"## {Path(r.path).name}: {r.verdict} (p(fake) {r.probability:.3f}, threshold {r.threshold:g}, "
+                      f"{r.aggregation})", "", "| person | verdict | p(fake) | faces | seen from - to (s) | face p(fake) min - max |",
+                  "|---|---|---|---|---|---|"]
+        for t in r.tracks:
+            times = [f.time_s for f in t.faces]
+            probs = [f.probability for f in t.faces]
+            lines.append(f"| {t.track_id} | {t.verdict} | {t.probability:.3f} | {len(t.faces)} | "
+                         f"{min(times):.1f} - {max(times):.1f} | {min(probs):.3f} - {max(probs):.3f} |")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, "\n".join(lines) + "\n")
+    return path
+
+
 def write_json(results: Iterable[ScanResult], path: str | Path) -> Path:
     from . import __version__
 
@@ -144,7 +178,8 @@ class ResultFiles:
     interruption loses nothing that finished."""
 
     def __init__(self, json_path: str | Path | None = None, csv_path: str | Path | None = None,
-                 json_interval_s: float = 5.0):
+                 json_interval_s: float = 5.0, report_path: str | Path | None = None):
+        self.report_path = Path(report_path) if report_path else None
         self.json_path = Path(json_path) if json_path else None
         self.csv_path = Path(csv_path) if csv_path else None
         self.json_interval_s = json_interval_s
@@ -176,6 +211,8 @@ class ResultFiles:
             self._csv.close()
         if self.json_path:
             write_json(self.results, self.json_path)
+        if self.report_path:
+            write_report(self.results, self.report_path)
 
 
 def _atomic_write(path: Path, text: str) -> None:

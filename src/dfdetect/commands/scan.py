@@ -32,6 +32,7 @@ def add_arguments(p) -> None:
     p.add_argument("--batch-size", type=_positive_int, default=32, help="faces per forward pass")
     p.add_argument("--json", metavar="FILE", help="write all results as JSON")
     p.add_argument("--csv", metavar="FILE", help="write one row per face (and per failed item) as CSV")
+    p.add_argument("--report", metavar="FILE", help="write a Markdown report: verdicts, people, sightings")
     p.add_argument("--annotate", metavar="OUT", help="write the input with red/green face boxes: a file for one "
                    "input, else a folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -55,7 +56,7 @@ def run(args) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     results, annotated = [], set()
     bar = tqdm(paths, desc="scanning", unit="file", disable=args.quiet or len(paths) == 1, file=sys.stderr)
-    with ResultFiles(json_path=args.json, csv_path=args.csv) as files:  # an interrupted batch keeps its results
+    with ResultFiles(json_path=args.json, csv_path=args.csv, report_path=args.report) as files:  # an interrupted batch keeps its results
         for path in bar:
             result = detector.scan(path)
             results.append(result)
