@@ -299,16 +299,22 @@ def test_an_interrupted_run_resumes_from_its_saved_epoch_and_ends_where_an_unbro
     assert all(torch.allclose(w1[k].float(), w2[k].float(), atol=1e-5) for k in w1)
 
 
-def test_diffusion_stages_freeze_then_train_the_backbone(faces_manifest, tmp_path):
+def _saved_untrained(arch: str, path):
+    """A randomly initialised model saved as a checkpoint (64 px card), to start a later stage from."""
     from dfdetect.models import create_model, save_checkpoint
     from dfdetect.models.checkpoint import ModelCard
+
+    model = create_model(arch)
+    spec = model.spec
+    save_checkpoint(model, ModelCard(name=arch, arch=spec.name, input_size=64, mean=spec.mean, std=spec.std), path)
+    return model
+
+
+def test_diffusion_stages_freeze_then_train_the_backbone(faces_manifest, tmp_path):
     from dfdetect.train.loop import train
 
     torch.manual_seed(0)
-    finetuned = create_model("efficientnetv2_b0")
-    spec = finetuned.spec
-    save_checkpoint(finetuned, ModelCard(name="v2", arch=spec.name, input_size=64, mean=spec.mean, std=spec.std),
-                    tmp_path / "finetuned")
+    finetuned = _saved_untrained("efficientnetv2_b0", tmp_path / "finetuned")
     r = tiny("seed004_diffusion_head", faces_manifest, f"model.init_from={tmp_path / 'finetuned'}",
              "model.input_size=64", "stages.0.epochs=1", "stages.1.epochs=1", "data.batch_size=8",
              "train.max_steps_per_epoch=2", "data.max_val_samples=16", "stages.0.optimizer.lr=1e-2")
@@ -327,14 +333,9 @@ def test_diffusion_stages_freeze_then_train_the_backbone(faces_manifest, tmp_pat
 
 
 def test_distillation_run_from_a_teacher_checkpoint(faces_manifest, tmp_path):
-    from dfdetect.models import create_model, save_checkpoint
-    from dfdetect.models.checkpoint import ModelCard
     from dfdetect.train.loop import train
 
-    teacher = create_model("mobilenetv3_large")
-    spec = teacher.spec
-    save_checkpoint(teacher, ModelCard(name="t", arch=spec.name, input_size=64, mean=spec.mean, std=spec.std),
-                    tmp_path / "teacher")
+    _saved_untrained("mobilenetv3_large", tmp_path / "teacher")
     r = tiny("seed003_distill_lite0", faces_manifest, f"distill.teacher={tmp_path / 'teacher'}",
              "model.pretrained=null", "model.input_size=48", "train.epochs=1", "data.batch_size=8",
              "train.max_steps_per_epoch=2", "data.max_val_samples=16")

@@ -37,31 +37,29 @@ def _render_image(result, out_path: Path) -> Path:
 def _render_video(result, out_path: Path) -> Path:
     from .media import FrameSampling, iter_frames, open_video_writer
 
-    tracks = [(t, _TrackBoxes(t)) for t in result.tracks]
+    tracks = [(t, *_as_track(t)) for t in result.tracks]
     fps = result.media.fps or 25.0
     with open_video_writer(out_path, fps, result.media.width, result.media.height) as writer:
         for frame in iter_frames(result.path, FrameSampling(every=1)):
-            boxes = [(t, b) for t, tb in tracks if (b := tb.at(frame.index)) is not None]
+            boxes = [(t, b.to_list()) for t, track, hold in tracks
+                     if (b := track.box_at(frame.index, hold=hold)) is not None]
             image = np.array(frame.image)  # decoded frames may be read-only views
             _draw_frame(image, boxes)
             writer.write(image)
     return out_path
 
 
-class _TrackBoxes:
-    """A track's box at any frame: linear between sampled frames, held for half a sampling gap past its ends."""
+def _as_track(result_track):
+    """A scan result's person as a faces.track.Track, whose box_at interpolates between sampled frames.
+    End boxes are held for half a sampling gap, so a box does not vanish between samples."""
+    from .faces.detect import FaceBox
+    from .faces.track import Track, TrackedFace
 
-    def __init__(self, track):
-        faces = sorted(track.faces, key=lambda f: f.frame_index)
-        self.index = np.array([f.frame_index for f in faces], dtype=np.float64)
-        self.boxes = np.array([f.box for f in faces], dtype=np.float64)
-        gaps = np.diff(self.index)
-        self.reach = float(np.median(gaps)) / 2 if len(gaps) else 15.0
-
-    def at(self, frame_index: int):
-        if frame_index < self.index[0] - self.reach or frame_index > self.index[-1] + self.reach:
-            return None
-        return tuple(np.interp(frame_index, self.index, self.boxes[:, k]) for k in range(4))
+    faces = sorted(result_track.faces, key=lambda f: f.frame_index)
+    track = Track(result_track.track_id, [TrackedFace(f.frame_index, f.time_s, FaceBox(*f.box)) for f in faces])
+    gaps = np.diff(track.frame_indices)
+    hold = int(np.median(gaps)) // 2 if len(gaps) else 15
+    return track, hold
 
 
 def _draw_frame(image: np.ndarray, boxes) -> None:

@@ -21,6 +21,13 @@ DEFAULT_EPOCHS = 10
 REPO_CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 
 
+
+def _registered(registry, name: str) -> str:
+    """The name, if the registry has it; pydantic reports a ValueError as a field error."""
+    if name not in registry:
+        raise ValueError(f"unknown {registry.kind} {name!r}; choose one of: {', '.join(registry.names())}")
+    return name
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -45,18 +52,14 @@ class ModelSection(_Section):
     def _known_backbone(cls, name: str) -> str:
         from ..models.zoo import BACKBONES
 
-        if name not in BACKBONES:
-            raise ValueError(f"unknown backbone {name!r}; choose one of: {', '.join(BACKBONES.names())}")
-        return name
+        return _registered(BACKBONES, name)
 
     @field_validator("head")
     @classmethod
     def _known_head(cls, name: str) -> str:
         from ..models.heads import HEADS
 
-        if name not in HEADS:
-            raise ValueError(f"unknown head {name!r}; choose one of: {', '.join(HEADS.names())}")
-        return name
+        return _registered(HEADS, name)
 
 
 class DataSection(_Section):
@@ -82,9 +85,7 @@ class DataSection(_Section):
     def _known_augmentation(cls, name: str) -> str:
         from ..data.augment import AUGMENTATIONS
 
-        if name not in AUGMENTATIONS:
-            raise ValueError(f"unknown augmentation chain {name!r}; choose one of: {', '.join(AUGMENTATIONS.names())}")
-        return name
+        return _registered(AUGMENTATIONS, name)
 
 
 class OptimizerSection(_Section):
