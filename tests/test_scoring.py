@@ -35,3 +35,13 @@ def test_temperature_softens_probabilities():
 
 def test_verdicts():
     assert verdict(0.7, 0.5) == "fake" and verdict(0.3, 0.5) == "real" and verdict(None, 0.5) == "no_face"
+
+
+def test_worker_tracebacks_shrink_to_their_one_line_message():
+    from dfdetect.cli import one_line
+    from dfdetect.errors import DatasetError
+
+    wrapped = DatasetError("Caught DatasetError in DataLoader worker process 0.\nOriginal Traceback (most recent "
+                           "call last):\n  File \"x.py\", line 1\ndfdetect.errors.DatasetError: cannot read face crop a.jpg")
+    assert one_line(wrapped) == "cannot read face crop a.jpg"
+    assert one_line(DatasetError("manifest m.csv has no rows")) == "manifest m.csv has no rows"

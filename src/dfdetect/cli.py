@@ -43,11 +43,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except DfdetectError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def one_line(exc: Exception) -> str:
+    """The message a person acts on. An error raised in a DataLoader worker arrives with the worker's
+    traceback in its text; its last line is the original one-line message."""
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    if len(lines) > 1 and ": " in lines[-1]:
+        return lines[-1].split(": ", 1)[1]
+    return lines[-1] if lines else type(exc).__name__
 
 
 if __name__ == "__main__":
