@@ -665,15 +665,17 @@ def _media_files_under(folder: Path) -> list[Path]:
 # --------------------------------------------------------------------------------------------------
 class VideoWriter:
     """Writes RGB frames to an MP4: H.264 (yuv420p, plays everywhere, including browsers) when this PyAV
-    build has libx264, MPEG-4 Part 2 otherwise. Odd sizes lose their last row/column (yuv420p needs even)."""
+    build has libx264, MPEG-4 Part 2 otherwise. An odd width or height gets its last row/column repeated
+    once (yuv420p needs even sizes), so no source pixel is lost."""
 
     def __init__(self, path: str | Path, fps: float, width: int, height: int, *, rotation: int = 0,
                  quality: int = 23):
         import av
 
         self.path = Path(path)
-        self.width, self.height = int(width) // 2 * 2, int(height) // 2 * 2
-        if self.width < 2 or self.height < 2:
+        self.source_size = (int(width), int(height))
+        self.width, self.height = _even_up(int(width)), _even_up(int(height))
+        if min(self.source_size) < 1:
             raise MediaError(f"cannot write a {width}x{height} video to {self.path}")
         if not _is_frame_rate(fps):
             raise MediaError(f"cannot write a video at {fps} fps to {self.path}")
@@ -701,10 +703,14 @@ class VideoWriter:
 
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an RGB uint8 image, got shape {image.shape} dtype {image.dtype}")
-        if image.shape[0] < self.height or image.shape[1] < self.width:
+        width, height = self.source_size
+        if image.shape[0] < height or image.shape[1] < width:
             raise ValueError(f"frame of {image.shape[1]}x{image.shape[0]} is smaller than the video's "
-                             f"{self.width}x{self.height}")
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[: self.height, : self.width]), format="rgb24")
+                             f"{width}x{height}")
+        image = image[:height, :width]
+        if (width, height) != (self.width, self.height):
+            image = np.pad(image, ((0, self.height - height), (0, self.width - width), (0, 0)), mode="edge")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
         frame.pts, frame.time_base = self.frames_written, self._frame_time_base
         self._container.mux(self._stream.encode(frame))
         self.frames_written += 1
@@ -723,6 +729,10 @@ class VideoWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _even_up(n: int) -> int:
+    return n + n % 2
 
 
 def open_video_writer(path: str | Path, fps: float, width: int, height: int, **options) -> VideoWriter:

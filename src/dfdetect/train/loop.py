@@ -370,7 +370,8 @@ class Trainer:
             if self.val_rows is not None and len(self.val_rows):
                 self.val_set = FaceCropDataset.from_manifest(self.val_rows, **common)
         if self.val_set is None:
-            self._log(f"no '{d.val_split}' rows: no validation, early stopping or calibration in this run")
+            reason = f"no '{d.val_split}' rows" if d.val_split else "no validation split asked for (data.val_split)"
+            self._log(f"{reason}: no validation, early stopping or calibration in this run")
 
         if d.balance_classes:
             self.train_sampler = BalancedSampler(self.train_set.labels, seed=r.train.seed,
