@@ -67,12 +67,15 @@ def default_copy(tmp_path):
     return tmp_path / "m"
 
 
-def test_bundled_default_loads_and_says_it_is_untrained():
+def test_bundled_default_is_a_small_trained_detector_with_its_figures():
     model, card = load_checkpoint("default")
+    weights, _ = resolve("default")
     assert card.arch == "efficientnet_lite0" and card.input_size == 224
-    assert card.trained_for_deepfakes is False
-    assert model.param_count() == card.params < 5_000_000
+    assert card.trained_for_deepfakes is True and card.weights_dtype == "float16"
+    assert model.param_count() == card.params < 5_000_000 and weights.stat().st_size < 16_000_000
     assert not model.training
+    assert card.metrics["test"]["n"] >= 3000 and card.metrics["test"]["auc"] > 0.85  # held-out groups
+    assert card.license and card.limits and card.temperature != 1.0
 
 
 def test_round_trip_keeps_outputs(tmp_path):
@@ -149,3 +152,31 @@ def test_dotted_checkpoint_names_keep_their_dots(tmp_path):
     weights, card = resolve(tmp_path / "b4-0.5")
     assert weights.name == "b4-0.5.safetensors" and card.name == "b4-0.5.json"
     assert resolve(tmp_path / "m.safetensors")[1].name == "m.json"
+
+
+def test_bundling_a_run_halves_it_and_carries_its_figures(tmp_path):
+    from dfdetect.models.bundled import bundle_run
+
+    model = create_model("efficientnet_lite0").eval()
+    card = load_card("default").model_copy(update={"name": "run", "weights_sha256": "", "metrics": {"auc": 0.9},
+                                                   "trained_for_deepfakes": True,
+                                                   "training": {"recipe_name": "r"}, "limits": []})
+    save_checkpoint(model, card, tmp_path / "run" / "model")
+    test = {"info": {"split": "test", "tta": "flip"},
+            "levels": {"frame": {"n": 10, "auc": 0.8, "log_loss": 0.5, "roc": {"fpr": [0, 1]}}}}
+    (tmp_path / "metrics.json").write_text(json.dumps(test))
+    bundle_run(tmp_path / "run" / "model", tmp_path / "metrics.json", out=tmp_path / "bundled")
+    bundled, bundled_card = load_checkpoint(tmp_path / "bundled")
+    assert bundled_card.weights_dtype == "float16" and bundled_card.training["recipe_name"] == "r"
+    assert bundled_card.metrics == {"validation": {"auc": 0.9},
+                                    "test": {"n": 10, "auc": 0.8, "log_loss": 0.5, "split": "test",
+                                             "level": "frame", "tta": "flip"}}
+    assert bundled_card.limits and (tmp_path / "bundled.safetensors").stat().st_size < 8_000_000
+    x = torch.rand(2, 3, 224, 224)
+    with torch.no_grad():
+        assert torch.allclose(torch.sigmoid(model.fake_logit(x)), torch.sigmoid(bundled.fake_logit(x)), atol=0.01)
+
+    untrained = card.model_copy(update={"trained_for_deepfakes": False, "weights_sha256": ""})
+    save_checkpoint(model, untrained, tmp_path / "untrained")
+    with pytest.raises(CheckpointError, match="not trained"):
+        bundle_run(tmp_path / "untrained", out=tmp_path / "nope")

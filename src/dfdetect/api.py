@@ -6,7 +6,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -76,10 +76,12 @@ class Detector:
         return cls(net, card, device, ScanOptions(**options))
 
     # -- scanning -----------------------------------------------------------------------------------
-    def scan(self, path: str | Path) -> ScanResult:
+    def scan(self, path: str | Path, on_progress: Callable[[float], None] | None = None) -> ScanResult:
+        """Scan one video or image. `on_progress`, if given, is called with the share of the video done
+        (0 to 1, by time) after each chunk of frames, e.g. to drive a progress bar on long videos."""
         start = time.perf_counter()
         try:
-            result = self._scan(Path(path))
+            result = self._scan(Path(path), on_progress)
         except DfdetectError as exc:
             result = ScanResult(path=str(path), verdict="error", error=str(exc))
         except MemoryError:
@@ -95,13 +97,17 @@ class Detector:
         for path in paths:
             yield self.scan(path)
 
-    def _scan(self, path: Path) -> ScanResult:
+    def _scan(self, path: Path, on_progress: Callable[[float], None] | None = None) -> ScanResult:
         from .faces.track import build_tracks, filter_tracks
         from .media import probe
 
         info = probe(path)
         timings: dict[str, float] = {}
-        detections, face_probs = self._detect_and_score_faces(path, timings)
+        def report_time(time_s: float) -> None:
+            on_progress(min(1.0, time_s / info.duration_s))
+
+        detections, face_probs = self._detect_and_score_faces(
+            path, timings, report_time if on_progress is not None and info.duration_s else None)
         tracks = filter_tracks(build_tracks(detections), n_frames=len(detections),
                                min_fraction=self.options.min_track_fraction)
         base = dict(
@@ -133,7 +139,8 @@ class Detector:
         video_p = self.aggregation.video(per_track_probs)
         return ScanResult(verdict=verdict(video_p, self.threshold), probability=video_p, tracks=track_results, **base)
 
-    def _detect_and_score_faces(self, path: Path, timings: dict) -> tuple[list, dict]:
+    def _detect_and_score_faces(self, path: Path, timings: dict,
+                                on_time: Callable[[float], None] | None = None) -> tuple[list, dict]:
         """Stream frames in chunks: detect, crop and score the faces, drop the frame and crops, so memory
         stays bounded whatever the video's length. Returns per-frame detections and p(fake) by box."""
         from .faces.crop import crop_face
@@ -157,6 +164,8 @@ class Detector:
                 detections.append((frame.index, frame.time_s, boxes))
             detect_s += t_mid - t
             classify_s += time.perf_counter() - t_mid
+            if on_time is not None:
+                on_time(chunk[-1].time_s)
             chunk.clear()
 
         for frame in iter_frames(path, self.sampling):

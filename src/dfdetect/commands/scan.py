@@ -58,7 +58,7 @@ def run(args) -> int:
     bar = tqdm(paths, desc="scanning", unit="file", disable=args.quiet or len(paths) == 1, file=sys.stderr)
     with ResultFiles(json_path=args.json, csv_path=args.csv, report_path=args.report) as files:  # an interrupted batch keeps its results
         for path in bar:
-            result = detector.scan(path)
+            result = _scan_with_progress(detector, path, show=not args.quiet and sys.stderr.isatty())
             results.append(result)
             files.add(result)
             if args.annotate and result.verdict in ("fake", "real", "no_face"):
@@ -69,6 +69,20 @@ def run(args) -> int:
         counts = {v: sum(r.verdict == v for r in results) for v in ("fake", "real", "no_face", "error")}
         print("summary: " + ", ".join(f"{n} {v}" for v, n in counts.items()))
     return EXIT_ITEM_FAILED if failed else EXIT_OK
+
+
+def _scan_with_progress(detector, path: Path, show: bool):
+    """Scan one input; on a terminal, a transient bar shows how far into a video the scan is."""
+    if not show:
+        return detector.scan(path)
+    from tqdm import tqdm
+
+    with tqdm(total=100, desc=path.name, unit="%", leave=False, file=sys.stderr,
+              bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}") as bar:
+        def advance(done: float) -> None:
+            bar.update(round(100 * done) - bar.n)
+
+        return detector.scan(path, on_progress=advance)
 
 
 def _annotate(result, target: Path, single: bool, taken: set) -> None:

@@ -83,6 +83,9 @@ def save_checkpoint(model, card: ModelCard, path: str | Path, half: bool = False
         "dfdetect_version": __version__,
     })
     card_path.write_text(card.model_dump_json(indent=2) + "\n")
+    # safetensors writes owner-only files; give the weights the card's (umask-derived) permissions so an
+    # installed model is readable by everyone who can read its card.
+    weights_path.chmod(card_path.stat().st_mode & 0o777)
     return weights_path, card_path
 
 
