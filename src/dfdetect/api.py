@@ -103,6 +103,7 @@ class Detector:
 
         info = probe(path)
         timings: dict[str, float] = {}
+
         def report_time(time_s: float) -> None:
             on_progress(min(1.0, time_s / info.duration_s))
 
