@@ -22,6 +22,8 @@ LIMITS = [
     "Trained and validated only on DFDC face crops (face swaps made by the DFDC organisers, paid actors); "
     "accuracy on other manipulations (FaceForensics++ methods, Celeb-DF, GAN-made faces, lip-sync) is not "
     "measured here and is expected to be lower.",
+    "Faces unlike DFDC's webcam-style footage can score as fake: the retouched studio portrait behind "
+    "`dfdetect sample` (scikit-image's astronaut) scores 0.78 as a still and about 0.9 in the sample clip.",
     "Threshold and temperature were fitted on single crops; person and video scores use them as they are.",
     "Expects faces cropped as its card says (MTCNN box, no margin); very small, profile or occluded faces "
     "score less reliably.",
