@@ -18,6 +18,7 @@ from dfdetect.faces import (
     filter_tracks,
     letterbox,
     sample_track_faces,
+    stitch_tracks,
 )
 
 # The astronaut's face (chin to hairline, ear to ear) placed by hand on skimage.data.astronaut().
@@ -159,13 +160,41 @@ def test_two_faces_side_by_side_make_two_tracks(mtcnn, astronaut):
     assert sorted(round(t.faces[0].box.center[0] / 256) for t in tracks) == [0, 1]
 
 
-def test_tracks_bridge_short_gaps_and_split_at_long_ones():
+def test_tracks_bridge_short_gaps_and_split_at_long_ones_until_stitched():
     face = [10, 10, 60, 60]
     detections = [(i, i / 30, [FaceBox(*face)] if i not in (2, 6, 7, 8) else []) for i in range(12)]
 
-    tracks = build_tracks(detections, max_gap=2)
+    assert [t.frame_indices for t in build_tracks(detections, max_gap=2, stitch=False)] == [[0, 1, 3, 4, 5],
+                                                                                          [9, 10, 11]]
+    assert [t.frame_indices for t in build_tracks(detections, max_gap=2)] == [[0, 1, 3, 4, 5, 9, 10, 11]]
 
-    assert [t.frame_indices for t in tracks] == [[0, 1, 3, 4, 5], [9, 10, 11]]
+
+def test_stitching_joins_only_a_later_segment_where_a_track_left_off():
+    left, right, far = [0, 0, 100, 100], [110, 0, 210, 100], [600, 0, 700, 100]
+    person = box_track([(0, left), (1, left)], 0)
+    other = box_track([(0, right), (1, right), (2, right)], 1)   # overlaps the others in time: never joined
+    elsewhere = box_track([(5, far), (6, far)], 2)               # later, but not where anyone left off
+    back = box_track([(7, [5, 0, 105, 100]), (8, left)], 3)      # later, where `person` left off
+
+    tracks = stitch_tracks([person, other, elsewhere, back])
+
+    assert [t.frame_indices for t in tracks] == [[0, 1, 7, 8], [0, 1, 2], [5, 6]]
+    assert [t.id for t in tracks] == [0, 1, 2]
+
+
+@pytest.mark.parametrize("clip", ["baxpshhrhc", "bfkzrgovsv", "ccpzqqemva", "euqujvlnnb"])
+def test_haar_misses_do_not_split_a_person(dfdc_videos, clip):
+    """Haar misses the face in about a third of the frames; one person must still be one track."""
+    from dfdetect.media import iter_frames
+
+    path = next((p for p in dfdc_videos if p.stem == clip), None)
+    if path is None:
+        pytest.skip(f"clip {clip} is not in the shared data")
+    frames = list(iter_frames(path, "32"))
+    boxes = create_detector("haar").detect([f.image for f in frames])
+    detections = [(f.index, f.time_s, b) for f, b in zip(frames, boxes)]
+
+    assert len(filter_tracks(build_tracks(detections), n_frames=len(frames))) == 1
 
 
 def test_tracks_link_by_overlap_or_by_a_small_shift_of_a_similar_box():

@@ -11,6 +11,7 @@ from .track import (
     build_tracks,
     filter_tracks,
     sample_track_faces,
+    stitch_tracks,
 )
 
 __all__ = [
@@ -31,4 +32,5 @@ __all__ = [
     "letterbox",
     "resolve_device",
     "sample_track_faces",
+    "stitch_tracks",
 ]
