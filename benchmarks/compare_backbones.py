@@ -15,6 +15,7 @@ stopped. Every command is printed and recorded, so a row can be re-made by hand.
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import subprocess
 import sys
@@ -58,6 +59,11 @@ def shown(command: list[str]) -> str:
     return shlex.join(["dfdetect", *command[len(DFDETECT):]])
 
 
+def run_command(command: list[str]) -> None:
+    print("$", shown(command), file=sys.stderr, flush=True)
+    subprocess.run(command, check=True, cwd=REPO)
+
+
 def run_model(args, arch: str, weights: str) -> tuple[Path, float | None]:
     """Train and evaluate one model unless its test metrics exist; returns (run folder, seconds or None)."""
     run_dir = args.runs_dir / run_name(arch, weights)
@@ -66,12 +72,10 @@ def run_model(args, arch: str, weights: str) -> tuple[Path, float | None]:
         print(f"{run_dir.name}: already evaluated, kept", file=sys.stderr)
         return run_dir, float(timing.read_text()) if timing.exists() else None
     start = time.perf_counter()
-    resume = ["--resume"] if (run_dir / "checkpoints").exists() and not (run_dir / "model.json").exists() else []
-    for command in (train_command(args, arch, weights, run_dir) + resume, evaluate_command(args, run_dir)):
-        if (run_dir / "model.json").exists() and command[len(DFDETECT)] == "train":
-            continue
-        print("$", shown(command), file=sys.stderr, flush=True)
-        subprocess.run(command, check=True, cwd=REPO)
+    if not (run_dir / "model.json").exists():  # not trained to the end yet
+        resume = ["--resume"] if (run_dir / "checkpoints").exists() else []
+        run_command(train_command(args, arch, weights, run_dir) + resume)
+    run_command(evaluate_command(args, run_dir))
     seconds = time.perf_counter() - start
     timing.write_text(f"{seconds:.1f}\n")  # kept for the report when the comparison is re-run
     return run_dir, seconds
@@ -91,6 +95,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     args.manifest = args.manifest.resolve()
+    from dfdetect.faces.detect import resolve_device
+
+    args.device = resolve_device(args.device)  # one concrete device for every command and the file name
 
     machine = describe_machine()
     results = []
@@ -105,8 +112,7 @@ def main() -> int:
     from dfdetect.evaluate.report import compare_runs, comparison_markdown
 
     table = compare_runs([run_dir for run_dir, _ in results], level="frame")
-    device = "cuda" if "GPU" in machine and "no GPU" not in machine else "cpu"
-    out = args.out or REPO / "benchmarks" / "results" / f"compare_{device}.md"
+    out = args.out or REPO / "benchmarks" / "results" / f"compare_{args.device.split(':')[0]}.md"
     out.write_text(report(args, machine, table, results))
     print(comparison_markdown(table), end="")
     print(f"wrote {out}", file=sys.stderr)
@@ -120,7 +126,8 @@ def report(args, machine: str, table, results) -> str:
                           "--models", ",".join(f"{a}:{w}" for a, w in args.models),
                           "--train-samples", str(args.train_samples), "--val-samples", str(args.val_samples),
                           "--epochs", str(args.epochs), "--device", args.device])
-    times = "\n".join(f"- {run_dir.name}: {'not recorded' if seconds is None else f'{seconds / 60:.1f} min'}"
+    lines = "\n".join(f"- {run_dir.name}: {auc_with_error(run_dir)}; "
+                      f"{'time not recorded' if seconds is None else f'{seconds / 60:.1f} min'}"
                       for run_dir, seconds in results)
     return (f"# Backbone comparison, same data and budget ({args.device})\n\n"
             f"Measured {date.today().isoformat()} on {machine}.\n\n"
@@ -131,7 +138,17 @@ def report(args, machine: str, table, results) -> str:
             "for the table; every split grouped by source video. Accuracy at the EER threshold fitted on "
             "validation; log loss after temperature scaling.\n\n"
             f"{comparison_markdown(table)}\n"
-            f"Wall time per model (training + test evaluation):\n{times}\n")
+            "Per model: test ROC-AUC with its standard error (Hanley and McNeil), and the wall time of "
+            f"training plus test evaluation:\n{lines}\n")
+
+
+def auc_with_error(run_dir: Path) -> str:
+    from dfdetect.evaluate.metrics import auc_standard_error
+
+    level = json.loads((run_dir / "eval-test" / "metrics.json").read_text())["levels"]["frame"]
+    if level.get("auc") is None:
+        return "no AUC"
+    return f"AUC {level['auc']:.3f} ± {auc_standard_error(level['auc'], level['n_fake'], level['n_real']):.3f}"
 
 
 if __name__ == "__main__":

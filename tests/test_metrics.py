@@ -254,3 +254,18 @@ def test_threshold_rules():
         cal.choose_threshold(Y_A, P_A, "1.5")
     with pytest.raises(ConfigError, match="eer, youden"):
         cal.choose_threshold(Y_A, P_A, "median")
+
+
+def test_auc_standard_error_by_hand_and_against_resampling():
+    from dfdetect.evaluate.metrics import auc_standard_error
+
+    # By hand: Q1 = 0.9 / 1.1, Q2 = 1.62 / 1.9; (0.09 + 49 (Q1 - 0.81) + 49 (Q2 - 0.81)) / 2500 = 0.0010319.
+    assert auc_standard_error(0.9, 50, 50) == pytest.approx(math.sqrt(0.0010319), rel=1e-3)
+    assert auc_standard_error(1.0, 10, 10) == 0.0
+    rng = np.random.default_rng(0)
+    y = np.r_[np.ones(400), np.zeros(400)]
+    sigmoid = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    aucs = [M.roc_auc(y, sigmoid(np.r_[rng.normal(1.0, 1, 400), rng.normal(0, 1, 400)])) for _ in range(300)]
+    assert auc_standard_error(float(np.mean(aucs)), 400, 400) == pytest.approx(np.std(aucs), rel=0.15)
+    with pytest.raises(M.DfdetectError):
+        auc_standard_error(0.8, 0, 10)

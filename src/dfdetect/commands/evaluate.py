@@ -178,14 +178,6 @@ def _default_out(checkpoint: str, manifest: Path, split: str) -> Path:
     return resolve(checkpoint)[0].parent / name
 
 
-def _resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
 def _level_table(frames, level: str, aggregate: str):
     from ..evaluate.metrics import video_level
 
@@ -197,6 +189,7 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluate.calibration import apply_temperature
     from ..evaluate.metrics import compute_metrics
     from ..evaluate.report import write_report
+    from ..faces.detect import resolve_device
     from ..models import load_checkpoint
 
     if args.batch_size < 1:
@@ -209,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
     if group_by and group_by not in manifest.columns:
         raise ConfigError(f"--group-by {group_by!r}: no such column; the manifest has {', '.join(manifest.columns)}")
 
-    device = _resolve_device(args.device)
+    device = resolve_device(args.device)
     model, card = load_checkpoint(args.checkpoint, device=device)
     options = dict(batch_size=args.batch_size, tta=args.tta, workers=args.workers, skip_unreadable=True)
     evaluated, skipped = _score(model, card, evaluated, options, notes)

@@ -100,6 +100,16 @@ def roc_auc(y, p) -> float:
     return float((rank_sum - n_fake * (n_fake + 1) / 2.0) / (n_fake * n_real))
 
 
+def auc_standard_error(auc: float, n_fake: int, n_real: int) -> float:
+    """Standard error of a ROC-AUC from its value and the class counts (Hanley and McNeil, 1982): enough to
+    tell whether two models' AUCs on one test set differ by more than chance."""
+    if n_fake < 1 or n_real < 1:
+        raise DfdetectError("the AUC's standard error needs both classes")
+    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+    variance = (auc * (1 - auc) + (n_fake - 1) * (q1 - auc * auc) + (n_real - 1) * (q2 - auc * auc)) / (n_fake * n_real)
+    return math.sqrt(max(variance, 0.0))
+
+
 def roc_curve(y, p, drop_intermediate: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(fpr, tpr, thresholds), thresholds decreasing; point i is the rates of calling ``p >= thresholds[i]`` fake.
 

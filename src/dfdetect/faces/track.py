@@ -161,7 +161,7 @@ def stitch_tracks(tracks: Sequence[Track], iou_threshold: float = DEFAULT_IOU_TH
     joined, so two people seen together stay apart. Tracks are renumbered by first appearance.
     """
     joined: list[Track] = []
-    for segment in sorted(tracks, key=lambda t: t.first_frame):
+    for segment in sorted((t for t in tracks if t.faces), key=lambda t: t.first_frame):
         first = segment.faces[0].box
         best, best_cost = None, math.inf
         for track in joined:

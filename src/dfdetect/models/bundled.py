@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, DfdetectError
 from .checkpoint import NAMED_MODELS, load_checkpoint, save_checkpoint
 
 DEFAULT_NAME = "dfdetect-default-lite0"
@@ -25,8 +25,8 @@ LIMITS = [
     "Faces unlike DFDC's webcam-style footage can score as fake: the retouched studio portrait behind "
     "`dfdetect sample` (scikit-image's astronaut) scores 0.78 as a still and about 0.9 in the sample clip.",
     "Threshold and temperature were fitted on single crops; person and video scores use them as they are.",
-    "Expects faces cropped as its card says (MTCNN box, no margin); very small, profile or occluded faces "
-    "score less reliably.",
+    "Expects faces cropped as its card's `crop` says; very small, profile or occluded faces score less "
+    "reliably.",
 ]
 
 
@@ -48,8 +48,11 @@ def bundle_run(checkpoint: str | Path, test_metrics: str | Path | None = None,
 
 def test_summary(path: str | Path) -> dict:
     """The frame-level headline figures of a `dfdetect evaluate` metrics.json."""
-    report = json.loads(Path(path).read_text())
-    level = report["levels"]["frame"]
+    try:
+        report = json.loads(Path(path).read_text())
+        level = report["levels"]["frame"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DfdetectError(f"{path} is not the metrics.json of `dfdetect evaluate` ({type(exc).__name__}: {exc})") from None
     keys = ("n", "auc", "accuracy", "log_loss", "eer", "ece", "sensitivity", "specificity", "f1")
     summary = {key: level[key] for key in keys if key in level}
     summary.update(split=report.get("info", {}).get("split", "test"), level="frame",
@@ -65,7 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(NAMED_MODELS["default"]), help="stem to write (default: the bundled model)")
     parser.add_argument("--name", default=DEFAULT_NAME)
     args = parser.parse_args(argv)
-    for path in bundle_run(args.checkpoint, args.test, args.out, args.name):
+    try:
+        paths = bundle_run(args.checkpoint, args.test, args.out, args.name)
+    except DfdetectError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for path in paths:
         print(path)
     return 0
 

@@ -21,12 +21,12 @@ DEFAULT_EPOCHS = 10
 REPO_CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 
 
-
 def _registered(registry, name: str) -> str:
     """The name, if the registry has it; pydantic reports a ValueError as a field error."""
     if name not in registry:
         raise ValueError(f"unknown {registry.kind} {name!r}; choose one of: {', '.join(registry.names())}")
     return name
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
