@@ -13,6 +13,7 @@ COMMANDS = {
     "scan": "scan videos and images for face-manipulation deepfakes",
     "sample": "write the bundled sample video (a public-domain face) and print its path",
     "index": "index a dataset folder (DFDC, FF++, Celeb-DF, image folders) into a manifest",
+    "pool": "join the manifests of several sources into one training pool with a grouped split",
     "extract": "extract face crops from an indexed dataset with a paper's pipeline",
     "train": "train a model from a YAML recipe",
     "evaluate": "evaluate a checkpoint on a manifest of face crops",

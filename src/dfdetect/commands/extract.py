@@ -27,6 +27,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--detect-side", type=int, default=None,
                         help="shrink frames to this long side for detection (crops still come from full frames)")
     parser.add_argument("--min-face", type=int, default=None, help="smallest face side in pixels to keep")
+    parser.add_argument("--margin", type=float, default=None,
+                        help="fraction of the face box added on each side (a model card's crop margin; 0: the box)")
+    parser.add_argument("--margin-px", type=int, default=None, help="pixels added on each side of the face box")
     parser.add_argument("--faces-per-video", type=int, default=None, help="test preset: faces sampled per video")
     parser.add_argument("--min-track", type=int, default=None, help="test preset: frames a person must be tracked over")
     parser.add_argument("--no-balance", action="store_true", help="train preset: keep every fake video")
@@ -40,7 +43,8 @@ def run(args) -> int:
 
     overrides = {
         "size": args.size, "max_frames": args.max_frames, "detect_side": args.detect_side,
-        "min_face": args.min_face, "faces_per_video": args.faces_per_video, "min_track": args.min_track,
+        "min_face": args.min_face, "margin": args.margin,
+        "margin_px": args.margin_px, "faces_per_video": args.faces_per_video, "min_track": args.min_track,
     }
     if args.frames:
         overrides.update(real_sampling=args.frames, fake_sampling=args.frames)
