@@ -217,3 +217,14 @@ def _strong(size: int) -> list:
         _shift_scale_rotate(p=0.5),
         _coarse_dropout(size, p=0.5),
     ]
+
+
+@AUGMENTATIONS.register("multisource")
+def _multisource(size: int) -> list:
+    """The default v2 model's chain, for pools of several sources: the strong chain with its fixed JPEG and
+    downscale replaced by resolution and codec variety (0.25-1x, then JPEG 30-95 or H.264 CRF 20-40, then back
+    up), applied to most crops so that image quality says nothing about the label."""
+    from .degrade import ResolutionAndCodec
+
+    strong = [t for t in _strong(size) if not isinstance(t, (A.ImageCompression, A.Downscale))]
+    return [ResolutionAndCodec(p=0.7)] + strong

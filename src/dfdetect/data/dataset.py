@@ -146,12 +146,14 @@ class BalancedSampler(Sampler[int]):
     """
 
     def __init__(self, labels: Sequence[int], num_samples: int | None = None, seed: int = 0,
-                 rank: int = 0, world_size: int = 1):
+                 rank: int = 0, world_size: int = 1, weights: Sequence[float] | None = None):
         labels = np.asarray(labels)
         counts = np.bincount(labels, minlength=2).astype(np.float64)
         if (counts == 0).any():
             raise DatasetError("class-balanced sampling needs both real and fake training items")
-        self.weights = torch.as_tensor(1.0 / counts[labels], dtype=torch.double)
+        # Given weights (e.g. data.pool.source_weights: balanced per source) replace the per-class ones.
+        weights = 1.0 / counts[labels] if weights is None else np.asarray(weights, dtype=np.float64)
+        self.weights = torch.as_tensor(weights, dtype=torch.double)
         total = num_samples or len(labels)
         self.per_rank = -(-total // world_size)
         self.seed, self.rank, self.world_size = seed, rank, world_size

@@ -374,7 +374,12 @@ class Trainer:
             self._log(f"{reason}: no validation, early stopping or calibration in this run")
 
         if d.balance_classes:
-            self.train_sampler = BalancedSampler(self.train_set.labels, seed=r.train.seed,
+            weights = None
+            if d.source_share_power is not None:
+                from ..data.pool import source_weights
+
+                weights = source_weights(train_rows, d.source_share_power)
+            self.train_sampler = BalancedSampler(self.train_set.labels, seed=r.train.seed, weights=weights,
                                                  rank=self.dist.rank, world_size=self.dist.world_size)
         elif self.dist.enabled:
             self.train_sampler = DistributedSampler(self.train_set, shuffle=True, seed=r.train.seed)

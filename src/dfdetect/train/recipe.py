@@ -73,6 +73,10 @@ class DataSection(_Section):
     val_batch_size: int | None = Field(None, ge=1)
     num_workers: int = Field(2, ge=0)
     balance_classes: bool = False
+    # With balance_classes: draw real and fake equally within each source (the manifest's `dataset`), and
+    # give the sources shares in proportion to (rows ** source_share_power): 1 keeps their sizes, 0 makes
+    # them equal. None: balance the classes over the whole pool.
+    source_share_power: float | None = Field(None, ge=0.0, le=1.0)
     # Share of REAL training samples turned into self-blended fakes (label 1) on the fly.
     sbi_fraction: float = Field(0.0, ge=0.0, le=1.0)
     max_train_samples: int | None = Field(None, ge=1)
