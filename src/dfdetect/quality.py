@@ -1,0 +1,107 @@
+"""Is a face inside what the model knows? Checks that make a scan say "unsure" beside its verdict.
+
+A classifier scores any crop it is given, but its score means less on faces unlike its training faces. Three
+checks, per face, from the frame and the detector's box:
+  small        the face's shorter side is far below the training faces' (upscaling invents the texture the
+               model reads: DFDC crops came from faces of 63 px at the 1st percentile, 155 px median)
+  blurred      the face region, shrunk to 128 px, has a Laplacian variance below what 98% of the training
+               faces have (motion blur, defocus, heavy smoothing hide blending traces and fake them alike)
+  not frontal  the nose sits far off the line between the eyes (a turned head; needs the detector's
+               landmarks, so Haar boxes skip this check)
+A person (track) is unsure when most of its faces fail one check; a video when any person it scored is. The
+verdict is still given: the flag says how far to trust it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+SHARPNESS_SIDE = 128  # faces are compared at one size, so that sharpness does not depend on resolution
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    # Half the 5th percentile of the training faces' side (DFDC 89 px, FF++ 63 px): "far smaller".
+    min_face_px: float = 40.0
+    # Laplacian variance at 128 px: 2nd percentile of DFDC training crops 5.2, of UTKFace 13.2.
+    min_sharpness: float = 5.0
+    # |nose - eye midpoint| along the eye line, over the eye distance: ~0-0.15 frontal, above 0.5 in profile.
+    max_yaw: float = 0.4
+    # Share of a person's faces that must fail a check for the person to be unsure.
+    min_share: float = 0.5
+
+
+@dataclass(frozen=True)
+class FaceQuality:
+    side_px: float
+    sharpness: float
+    yaw: float | None  # None without landmarks
+
+    def issues(self, limits: InputLimits) -> set[str]:
+        out = set()
+        if self.side_px < limits.min_face_px:
+            out.add("small")
+        if self.sharpness < limits.min_sharpness:
+            out.add("blurred")
+        if self.yaw is not None and self.yaw > limits.max_yaw:
+            out.add("not_frontal")
+        return out
+
+
+def measure_face(image: np.ndarray, box) -> FaceQuality:
+    """Size, sharpness and head turn of one detected face in an RGB frame."""
+    return FaceQuality(side_px=float(min(box.width, box.height)), sharpness=sharpness(image, box),
+                       yaw=yaw(box.landmarks))
+
+
+def sharpness(image: np.ndarray, box) -> float:
+    """Variance of the Laplacian of the face region in grey, resized to 128 x 128 (higher is sharper)."""
+    import cv2
+
+    height, width = image.shape[:2]
+    x1, y1 = max(0, int(box.x1)), max(0, int(box.y1))
+    x2, y2 = min(width, int(np.ceil(box.x2))), min(height, int(np.ceil(box.y2)))
+    if x2 - x1 < 2 or y2 - y1 < 2:
+        return 0.0
+    grey = cv2.cvtColor(np.ascontiguousarray(image[y1:y2, x1:x2]), cv2.COLOR_RGB2GRAY)
+    interpolation = cv2.INTER_AREA if x2 - x1 > SHARPNESS_SIDE else cv2.INTER_LINEAR
+    grey = cv2.resize(grey, (SHARPNESS_SIDE, SHARPNESS_SIDE), interpolation=interpolation)
+    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+
+
+def yaw(landmarks) -> float | None:
+    """How far the nose is from the eyes' midpoint along the eye line, in eye distances (0: frontal)."""
+    if landmarks is None:
+        return None
+    points = np.asarray(landmarks, dtype=float)
+    if points.shape != (5, 2):
+        return None
+    left_eye, right_eye, nose = points[0], points[1], points[2]
+    eye_line = right_eye - left_eye
+    distance = float(np.hypot(*eye_line))
+    if distance < 1e-6:
+        return None
+    offset = float(np.dot(nose - (left_eye + right_eye) / 2, eye_line / distance))
+    return abs(offset) / distance
+
+
+def unsure_reasons(faces: Sequence[FaceQuality], limits: InputLimits = InputLimits()) -> list[str]:
+    """The checks that most of a person's faces fail, each as a short sentence with the measured value."""
+    if not faces:
+        return []
+    failed = [face.issues(limits) for face in faces]
+    share = {issue: sum(issue in f for f in failed) / len(faces) for issue in ("small", "blurred", "not_frontal")}
+    reasons = []
+    if share["small"] >= limits.min_share:
+        median = float(np.median([f.side_px for f in faces]))
+        reasons.append(f"face small ({median:.0f} px; the model learnt from faces of about 60-300 px)")
+    if share["blurred"] >= limits.min_share:
+        median = float(np.median([f.sharpness for f in faces]))
+        reasons.append(f"face blurred (sharpness {median:.1f}, below {limits.min_sharpness:g})")
+    if share["not_frontal"] >= limits.min_share:
+        turned = sum("not_frontal" in f for f in failed)
+        reasons.append(f"face turned away in {turned} of {len(faces)} frames (the model learnt from frontal faces)")
+    return reasons

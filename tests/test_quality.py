@@ -1,0 +1,70 @@
+"""The "unsure" flag: faces far smaller than the training faces, heavily blurred or turned away are named as
+such, on real faces found by the real detector, and a scan still gives its verdict beside the flag."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def mtcnn():
+    from dfdetect.faces.detect import create_detector
+
+    return create_detector("mtcnn", device="cpu")
+
+
+def tiny_face_frame(astronaut: np.ndarray) -> np.ndarray:
+    """A 1280 x 720 frame with the astronaut's portrait shrunk to 96 px: a face of about 15 px."""
+    frame = np.full((720, 1280, 3), 120, np.uint8)
+    frame[300:396, 600:696] = cv2.resize(astronaut, (96, 96), interpolation=cv2.INTER_AREA)
+    return frame
+
+
+def only_face(detector, image):
+    boxes = detector.detect([image])[0]
+    assert len(boxes) == 1
+    return boxes[0]
+
+
+def test_a_clear_frontal_face_passes_every_check(mtcnn, astronaut):
+    from dfdetect.quality import measure_face, unsure_reasons
+
+    quality = measure_face(astronaut, only_face(mtcnn, astronaut))
+    assert quality.side_px > 60 and quality.sharpness > 50 and quality.yaw < 0.1
+    assert unsure_reasons([quality] * 3) == []
+
+
+def test_a_tiny_face_and_a_blurred_face_are_named(mtcnn, astronaut):
+    from dfdetect.quality import measure_face, unsure_reasons
+
+    frame = tiny_face_frame(astronaut)
+    tiny = measure_face(frame, only_face(mtcnn, frame))
+    assert tiny.side_px < 40
+    assert unsure_reasons([tiny])[0].startswith("face small (")
+
+    blurred_image = cv2.GaussianBlur(astronaut, (0, 0), 4)
+    blurred = measure_face(blurred_image, only_face(mtcnn, blurred_image))
+    assert blurred.side_px > 60  # found at full size, only the detail is gone
+    assert [r.split(" (")[0] for r in unsure_reasons([blurred])] == ["face blurred"]
+
+
+def test_a_person_is_unsure_only_when_most_faces_fail():
+    from dfdetect.quality import FaceQuality, unsure_reasons
+
+    good, small = FaceQuality(120, 80.0, 0.05), FaceQuality(20, 80.0, 0.05)
+    assert unsure_reasons([good, good, small]) == []
+    assert len(unsure_reasons([good, small, small])) == 1
+
+
+def test_head_turn_from_landmarks():
+    from dfdetect.quality import FaceQuality, unsure_reasons, yaw
+
+    frontal = np.array([[30, 40], [70, 40], [50, 60], [35, 80], [65, 80]], float)
+    turned = frontal.copy()
+    turned[2, 0] = 95  # the nose beyond the right eye: a head turned far to one side
+    assert yaw(frontal) == pytest.approx(0.0)
+    assert yaw(turned) > 1.0
+    assert yaw(None) is None
+    assert "turned away in 2 of 2" in unsure_reasons([FaceQuality(120, 80, yaw(turned))] * 2)[0]
