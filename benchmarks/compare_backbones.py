@@ -95,7 +95,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     args.manifest = args.manifest.resolve()
-    from dfdetect.faces.detect import resolve_device
+    from dfdetect.devices import resolve_device
 
     args.device = resolve_device(args.device)  # one concrete device for every command and the file name
 

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from dfdetect.data.extract import get_preset, load_videos, run_extraction
-    from dfdetect.faces.detect import resolve_device
+    from dfdetect.devices import resolve_device
 
     dataset = Path(args.dataset)
     if not dataset.exists():

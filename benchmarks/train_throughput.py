@@ -63,7 +63,7 @@ def measure(arch: str, size: int, batch: int, steps: int, warmup: int, device, p
     import torch
 
     from dfdetect.models import create_model
-    from dfdetect.train.loop import _autocast_dtype, precision_name
+    from dfdetect.train.runtime import autocast_dtype as _autocast_dtype, precision_name
 
     torch.manual_seed(0)
     model = create_model(arch, pretrained=None, num_classes=1).to(device).train()
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from dfdetect.train.loop import _pick_device
+    from dfdetect.devices import torch_device as _pick_device
 
     device = _pick_device(args.device)
     machine = describe_machine()

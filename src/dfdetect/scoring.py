@@ -8,13 +8,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .probability import apply_temperature
 from .registry import Registry
 
 
 def calibrated_probability(logits: Sequence[float] | np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """sigmoid(logit / T): temperature scaling fitted on validation data and stored in the model card."""
-    from .evaluate.calibration import apply_temperature
-
     return apply_temperature(logits, temperature)
 
 

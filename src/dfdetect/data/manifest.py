@@ -31,24 +31,18 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import DatasetError
+from ..labels import LABEL_ALIASES, LABELS, label_name  # noqa: F401  (re-exported)
 
 COLUMNS = ["path", "label", "method", "group", "original", "video", "frame", "track", "split", "split_level", "dataset"]
 INT_COLUMNS = ("frame", "track")
 FLOAT_COLUMNS = ("x1", "y1", "x2", "y2", "score")
-LABELS = ("real", "fake")
 SPLITS = ("train", "val", "test")
 
-LABEL_ALIASES = {
-    "real": "real", "0": "real", "0_real": "real", "original": "real", "pristine": "real", "false": "real",
-    "fake": "fake", "1": "fake", "1_fake": "fake", "deepfake": "fake", "manipulated": "fake", "true": "fake",
-}
 
 
 def normalize_labels(values: pd.Series) -> pd.Series:
     """REAL/FAKE, real/fake, 0/1, 0_real/1_fake -> "real"/"fake"; DatasetError naming the unknown values."""
-    text = values.astype(str).str.strip().str.lower()
-    text = text.str.replace(r"\.0$", "", regex=True)  # 0.0 / 1.0 from numeric columns
-    mapped = text.map(LABEL_ALIASES)
+    mapped = values.map(label_name)
     bad = sorted(set(values[mapped.isna()].astype(str)))
     if bad:
         raise DatasetError(f"unknown labels {bad[:5]}: use REAL/FAKE, real/fake or 0/1 (1 = fake)")
@@ -128,6 +122,27 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     validate(df)
     base = path.resolve().parent
     df["path"] = [p if not p or os.path.isabs(p) else os.path.normpath(os.path.join(base, p)) for p in df["path"]]
+    return df
+
+
+OPTIONAL_COLUMNS = ("video", "method", "group", "split", "track")
+
+
+def read_labelled_manifest(path: str | Path) -> pd.DataFrame:
+    """A manifest ready for scoring: absolute 'path' strings and 0/1 'label' integers.
+
+    Optional columns that are empty on every row (as indexing writes for unknown values) are dropped
+    so that they count as absent; a still image without a video is a video of its own.
+    """
+    df = read_manifest(path)
+    if df.empty:
+        raise DatasetError(f"manifest {path} has no rows")
+    df["track"] = df["track"].astype(str).where(df["track"] >= 0, "")
+    empty = [c for c in OPTIONAL_COLUMNS if (df[c].astype(str).str.strip() == "").all()]
+    df = df.drop(columns=empty).reset_index(drop=True)
+    df["label"] = label_to_int(df["label"]).to_numpy()
+    if "video" in df.columns:
+        df["video"] = df["video"].where(df["video"].str.strip() != "", df["path"])
     return df
 
 

@@ -12,36 +12,12 @@ from typing import Callable
 import numpy as np
 
 from ..errors import ConfigError
+from ..probability import apply_temperature, binary_nll, logit, sigmoid  # noqa: F401  (re-exported)
 from ..registry import Registry
 from .metrics import _check, _need_both_classes, equal_error_rate, roc_curve
 
 TEMPERATURE_BOUNDS = (0.05, 20.0)
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
-
-
-def sigmoid(z) -> np.ndarray:
-    z = np.asarray(z, dtype=np.float64)
-    return np.exp(-np.logaddexp(0.0, -z))  # never overflows, unlike 1 / (1 + exp(-z))
-
-
-def logit(p, eps: float = 1e-7) -> np.ndarray:
-    """Inverse of sigmoid, with p clipped away from 0 and 1 so saturated probabilities stay finite."""
-    p = np.clip(np.asarray(p, dtype=np.float64), eps, 1.0 - eps)
-    return np.log(p) - np.log1p(-p)
-
-
-def binary_nll(logits, y, temperature: float = 1.0) -> float:
-    """Mean negative log-likelihood of labels y under P(fake) = sigmoid(logits / temperature), computed stably."""
-    z = np.asarray(logits, dtype=np.float64) / temperature
-    y = np.asarray(y, dtype=np.float64)
-    return float(np.mean(np.logaddexp(0.0, z) - y * z))
-
-
-def apply_temperature(logits, temperature: float) -> np.ndarray:
-    """Calibrated P(fake) from raw logits."""
-    if not temperature > 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
-    return sigmoid(np.asarray(logits, dtype=np.float64) / temperature)
 
 
 def fit_temperature(logits, y, bounds: tuple[float, float] = TEMPERATURE_BOUNDS, tol: float = 1e-6) -> float:

@@ -14,14 +14,10 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from ..errors import DatasetError, DfdetectError
-from ..data.manifest import LABEL_ALIASES
+from ..labels import FAKE, label_name
 
 DEFAULT_BINS = 15
 LOG_LOSS_EPS = 1e-15  # the DFDC competition's clipping: one confident mistake costs about 34.5, not infinity
-
-FAKE_NAMES = {name for name, label in LABEL_ALIASES.items() if label == "fake"} | {"1.0"}
-REAL_NAMES = {name for name, label in LABEL_ALIASES.items() if label == "real"} | {"0.0"}
-
 
 class MetricUndefinedError(DfdetectError):
     """A metric that the given labels cannot define, e.g. AUC when every item has the same label."""
@@ -40,13 +36,10 @@ def normalise_labels(labels: Iterable[Any]) -> np.ndarray:
         if isinstance(value, (int, np.integer, float, np.floating)) and value in (0, 1):
             out.append(int(value))
             continue
-        name = str(value).strip().lower()
-        if name in FAKE_NAMES:
-            out.append(1)
-        elif name in REAL_NAMES:
-            out.append(0)
-        else:
+        name = label_name(value)
+        if name is None:
             raise DatasetError(f"label {value!r} is neither real nor fake; use 0/1 or REAL/FAKE")
+        out.append(FAKE if name == "fake" else 1 - FAKE)
     return np.asarray(out, dtype=np.int64)
 
 

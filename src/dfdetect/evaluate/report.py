@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..errors import DfdetectError
+from .history import find_history, history_columns, read_history  # noqa: F401  (find_history re-exported)
 
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.md"
-HISTORY_NAMES = ("history.csv", "metrics.csv", "training_log.csv", "log.csv")
 LEVEL_PREFERENCE = ("video", "frame")
 SCORE_WORDS = ("auc", "acc", "eer", "f1", "precision", "recall", "sensitivity", "specificity", "ece")
 
@@ -106,31 +106,12 @@ def plot_reliability(bins: Mapping[str, list], path: str | Path, ece: float | No
     return _save(fig, Path(path))
 
 
-def read_history(path: str | Path) -> dict[str, list[float]]:
-    """A per-epoch CSV (an ``epoch`` column plus numeric columns) -> column -> values; blanks become NaN."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows or "epoch" not in rows[0]:
-        raise DfdetectError(f"{path} is no training history: it needs a header with an 'epoch' column")
-    columns: dict[str, list[float]] = {}
-    for name in rows[0]:
-        values = []
-        for row in rows:
-            try:
-                values.append(float(row[name]))
-            except (TypeError, ValueError):
-                values.append(math.nan)
-        if not all(math.isnan(v) for v in values):
-            columns[name] = values
-    return columns
-
-
 def plot_training_curves(history_csv: str | Path, path: str | Path) -> Path:
     """Losses on the left panel, scores in [0, 1] (AUC, accuracy, EER...) on the right; other columns such as
     learning rate or speed are left out, their scales would flatten the curves."""
     from matplotlib.ticker import MaxNLocator
 
-    history = read_history(history_csv)
+    history = history_columns(read_history(history_csv))
     epochs = history.pop("epoch")
     losses = {k: v for k, v in history.items() if "loss" in k}
     scores = {k: v for k, v in history.items() if k not in losses and any(w in k for w in SCORE_WORDS)}
@@ -145,18 +126,6 @@ def plot_training_curves(history_csv: str | Path, path: str | Path) -> Path:
         if series:
             panel.legend(fontsize=8)
     return _save(fig, Path(path))
-
-
-def find_history(folder: str | Path) -> Path | None:
-    """The first per-epoch CSV with an ``epoch`` column among the usual names in ``folder``."""
-    for name in HISTORY_NAMES:
-        candidate = Path(folder) / name
-        if candidate.is_file():
-            with open(candidate, newline="") as f:
-                header = next(csv.reader(f), [])
-            if "epoch" in header:
-                return candidate
-    return None
 
 
 # ---------------------------------------------------------------- report

@@ -10,6 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..devices import resolve_device  # noqa: F401  (re-exported)
 from ..errors import ConfigError
 from ..registry import Registry
 
@@ -108,18 +109,6 @@ def create_detector(name: str = "mtcnn", device: str = "cpu", **options) -> Face
         return factory(device=device, **options)
     except TypeError as exc:
         raise ConfigError(f"bad option for face detector {name!r}: {exc}") from None
-
-
-def resolve_device(device: str | None) -> str:
-    """"auto" -> "cuda" when a GPU is usable, else "cpu"; an explicit CUDA device must exist."""
-    import torch
-
-    device = (device or "cpu").lower()
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} asked for but no CUDA GPU is usable here; use --device cpu or auto")
-    return device
 
 
 def _check_image(image: np.ndarray) -> None:

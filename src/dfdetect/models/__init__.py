@@ -1,11 +1,11 @@
 """Models: backbone factory, heads, the checkpoint format (safetensors + JSON card)."""
 
 from .checkpoint import NAMED_MODELS, ModelCard, load_card, load_checkpoint, resolve, save_checkpoint
-from .classifier import DeepfakeClassifier, create_model, logits_to_fake_logit
+from .classifier import DeepfakeClassifier, create_model, fake_logit
 from .heads import HEADS
 from .zoo import BACKBONES, BackboneSpec
 
 __all__ = [
     "BACKBONES", "BackboneSpec", "DeepfakeClassifier", "HEADS", "ModelCard", "NAMED_MODELS",
-    "create_model", "load_card", "load_checkpoint", "logits_to_fake_logit", "resolve", "save_checkpoint",
+    "create_model", "load_card", "fake_logit", "load_checkpoint", "resolve", "save_checkpoint",
 ]

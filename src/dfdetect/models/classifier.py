@@ -24,15 +24,17 @@ class DeepfakeClassifier(nn.Module):
 
     def fake_logit(self, x: torch.Tensor) -> torch.Tensor:
         """Log-odds that each image is fake, whatever the head's output size (1: BCE, 2: softmax)."""
-        return logits_to_fake_logit(self(x), self.num_classes)
+        return fake_logit(self(x))
 
     def param_count(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
 
-def logits_to_fake_logit(logits: torch.Tensor, num_classes: int) -> torch.Tensor:
-    # For two classes, softmax(l)[1] == sigmoid(l1 - l0).
-    return logits if num_classes == 1 else logits[:, 1] - logits[:, 0]
+def fake_logit(logits: torch.Tensor) -> torch.Tensor:
+    """Log-odds of "fake" from (N,) or (N, 1) sigmoid logits or (N, 2) softmax logits."""
+    if logits.ndim == 2 and logits.shape[1] == 2:
+        return logits[:, 1] - logits[:, 0]  # softmax(l)[1] == sigmoid(l1 - l0)
+    return logits.reshape(-1)
 
 
 def create_model(arch: str, *, pretrained: str | None = None, head: str = "linear", num_classes: int = 1,

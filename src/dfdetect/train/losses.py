@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..models.classifier import fake_logit
 from ..registry import Registry
 
 LOSSES: Registry = Registry("loss")
@@ -64,13 +65,6 @@ class FocalLoss(nn.Module):
 def build_loss(section) -> nn.Module:
     """From a recipe's LossSection."""
     return LOSSES.get(section.name)(label_smoothing=section.label_smoothing, focal_gamma=section.focal_gamma)
-
-
-def fake_logit(logits: torch.Tensor) -> torch.Tensor:
-    """Log-odds of "fake" from (N,) or (N, 1) sigmoid logits or (N, 2) softmax logits."""
-    if logits.ndim == 2 and logits.shape[1] == 2:
-        return logits[:, 1] - logits[:, 0]
-    return logits.reshape(-1)
 
 
 def log_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
