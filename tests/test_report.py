@@ -112,7 +112,8 @@ def test_commands_import_no_torch_or_matplotlib():
 
 
 def test_read_manifest_resolves_paths_and_labels(tmp_path):
-    from dfdetect.commands.evaluate import read_manifest, select_split
+    from dfdetect.commands.evaluate import select_split
+    from dfdetect.data.manifest import read_labelled_manifest as read_manifest
 
     (tmp_path / "crops").mkdir()
     pd.DataFrame({

@@ -12,7 +12,7 @@ import numpy as np
 
 from .errors import DfdetectError
 from .results import FaceScore, MediaSummary, ModelSummary, ScanResult, TrackResult
-from .scoring import AGGREGATORS, DEFAULT_AGGREGATION, calibrated_probability, verdict
+from .scoring import AGGREGATORS, DEFAULT_AGGREGATION, verdict
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,11 @@ class Detector:
         from .faces.detect import create_detector
         from .media import FrameSampling
 
+        from .models.predict import Predictor, TorchBackend
+
         self.model, self.card, self.device, self.options = model, card, device, options
+        self.predictor = Predictor.for_card(TorchBackend(model, device, channels_last=True), card,
+                                            batch_size=options.batch_size, tta=options.tta)
         self.sampling = FrameSampling.parse(options.sampling)
         self.threshold = card.threshold if options.threshold is None else options.threshold
         self.aggregation = AGGREGATORS.get(options.aggregation)
@@ -68,7 +72,7 @@ class Detector:
 
     @classmethod
     def load(cls, model: str | Path = "default", device: str = "auto", **options) -> "Detector":
-        from .faces.detect import resolve_device
+        from .devices import resolve_device
         from .models import load_checkpoint
 
         device = resolve_device(device)
@@ -182,22 +186,7 @@ class Detector:
         timings["classify_s"] = round(classify_s, 3)
         return detections, probs
 
-    # -- classification -----------------------------------------------------------------------------
+    # -- classification -----------------------------------------------------------------------------------
     def predict(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """Calibrated probability that each face crop (letterboxed to the input size) is fake."""
-        import torch
-
-        from .models.preprocess import to_tensor
-
-        if len(crops) == 0:
-            return np.zeros(0)
-        logits = []
-        with torch.inference_mode():
-            for start in range(0, len(crops), self.options.batch_size):
-                x = to_tensor(crops[start:start + self.options.batch_size], self.card.mean, self.card.std)
-                x = x.to(self.device).contiguous(memory_format=torch.channels_last)
-                z = self.model.fake_logit(x)
-                if self.options.tta:
-                    z = (z + self.model.fake_logit(torch.flip(x, dims=[3]))) / 2
-                logits.append(z.float().cpu().numpy())
-        return calibrated_probability(np.concatenate(logits), self.card.temperature)
+        return self.predictor.probabilities(crops)

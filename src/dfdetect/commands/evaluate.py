@@ -1,7 +1,7 @@
 """`dfdetect evaluate CHECKPOINT MANIFEST`: score a manifest of face crops with a checkpoint and write
 metrics.json, report.md, figures and per-item predictions.
 
-The inference helpers here (`read_manifest`, `predict_logits`, `predict_manifest`) are reused by training.
+Crops are scored by the shared inference core (dfdetect.models.predict), as scanning scores them.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Sequence
 
 LEVELS = ("frame", "video", "both")
-TTA_CHOICES = ("none", "flip")
-OPTIONAL_COLUMNS = ("video", "method", "group", "split", "track")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..models.predict import TTA_MODES
+
     parser.add_argument("checkpoint", help="checkpoint (.safetensors with its .json card, or its stem) or a bundled "
                         "model name such as 'default'")
     parser.add_argument("manifest", help="CSV or Parquet table of face crops: path, label (0/1 or REAL/FAKE), "
@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     parser.add_argument("--workers", type=int, default=4, help="threads that decode crops (default: 4)")
-    parser.add_argument("--tta", choices=TTA_CHOICES, default="none",
+    parser.add_argument("--tta", choices=TTA_MODES, default="none",
                         help="test-time augmentation: 'flip' averages the logits of each crop and its mirror")
     parser.add_argument("--fit-temperature-on", metavar="SPLIT",
                         help="fit the calibration temperature (and a rule-based threshold) on this split, e.g. val")
@@ -47,28 +47,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # ---------------------------------------------------------------- manifest
-
-
-def read_manifest(path: str | Path):
-    """A manifest (see dfdetect.data.manifest) with absolute 'path' strings and 0/1 'label' integers.
-
-    Optional columns that are empty on every row (as indexing writes for unknown values) are dropped
-    so that they count as absent.
-    """
-    from ..data.manifest import label_to_int
-    from ..data.manifest import read_manifest as read_table
-    from ..errors import DatasetError
-
-    df = read_table(path)
-    if df.empty:
-        raise DatasetError(f"manifest {path} has no rows")
-    df["track"] = df["track"].astype(str).where(df["track"] >= 0, "")
-    empty = [c for c in OPTIONAL_COLUMNS if (df[c].astype(str).str.strip() == "").all()]
-    df = df.drop(columns=empty).reset_index(drop=True)
-    df["label"] = label_to_int(df["label"]).to_numpy()
-    if "video" in df.columns:  # a still image without a video is a video of its own
-        df["video"] = df["video"].where(df["video"].str.strip() != "", df["path"])
-    return df
 
 
 def select_split(df, split: str):
@@ -87,10 +65,6 @@ def select_split(df, split: str):
 # ---------------------------------------------------------------- inference
 
 
-def _model_device(model):
-    return next(model.parameters()).device
-
-
 def _load_crop(path: str, size: int):
     from ..faces.crop import letterbox
     from ..media import read_image
@@ -102,7 +76,7 @@ def predict_logits(model, card, paths: Sequence[str | Path], *, batch_size: int 
                    workers: int = 4, progress: bool = True, skip_unreadable: bool = False):
     """Raw fake logits (float64 numpy, one per crop) on the model's device.
 
-    Crops are read, letterboxed to ``card.input_size`` and normalised with the card's mean/std, exactly as
+    Crops are read, letterboxed to ``card.input_size`` and scored by the shared Predictor, exactly as
     scanning does. Decoding runs in ``workers`` threads one batch ahead of the model. ``tta="flip"`` averages
     the logits of each crop and its mirror image. With ``skip_unreadable`` an unreadable crop gets NaN instead
     of stopping the run (MediaError).
@@ -110,16 +84,13 @@ def predict_logits(model, card, paths: Sequence[str | Path], *, batch_size: int 
     from concurrent.futures import ThreadPoolExecutor
 
     import numpy as np
-    import torch
     from tqdm import tqdm
 
     from ..errors import MediaError
-    from ..models.preprocess import to_tensor
+    from ..models.predict import Predictor, TorchBackend
 
-    if tta not in (None, "none", "flip"):
-        raise ValueError(f"unknown test-time augmentation {tta!r}; use 'flip' or none")
+    predictor = Predictor.for_card(TorchBackend(model), card, batch_size=batch_size, tta=tta)
     paths = [str(p) for p in paths]
-    device = _model_device(model)
     logits = np.full(len(paths), np.nan, dtype=np.float64)
     batches = [range(i, min(i + batch_size, len(paths))) for i in range(0, len(paths), batch_size)]
 
@@ -131,26 +102,16 @@ def predict_logits(model, card, paths: Sequence[str | Path], *, batch_size: int 
                 raise
             return None
 
-    was_training = model.training
-    model.eval()
-    try:
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, torch.inference_mode():
-            pending = [pool.submit(load, paths[i]) for i in batches[0]] if batches else []
-            for k, batch in enumerate(tqdm(batches, desc="scoring crops", unit="batch", disable=not progress,
-                                           file=sys.stderr)):
-                crops = [f.result() for f in pending]
-                if k + 1 < len(batches):
-                    pending = [pool.submit(load, paths[i]) for i in batches[k + 1]]
-                keep = [i for i, crop in zip(batch, crops) if crop is not None]
-                if not keep:
-                    continue
-                x = to_tensor([c for c in crops if c is not None], card.mean, card.std).to(device)
-                out = model.fake_logit(x).float()
-                if tta == "flip":
-                    out = (out + model.fake_logit(torch.flip(x, dims=[3])).float()) / 2
-                logits[keep] = out.cpu().numpy()
-    finally:
-        model.train(was_training)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        pending = [pool.submit(load, paths[i]) for i in batches[0]] if batches else []
+        for k, batch in enumerate(tqdm(batches, desc="scoring crops", unit="batch", disable=not progress,
+                                       file=sys.stderr)):
+            crops = [f.result() for f in pending]
+            if k + 1 < len(batches):
+                pending = [pool.submit(load, paths[i]) for i in batches[k + 1]]
+            keep = [i for i, crop in zip(batch, crops) if crop is not None]
+            if keep:
+                logits[keep] = predictor.logits([c for c in crops if c is not None])
     return logits
 
 
@@ -160,7 +121,7 @@ def predict_manifest(model, card, df, *, temperature: float | None = None, **opt
     ``temperature`` defaults to the card's; pass 1.0 for raw sigmoid probabilities (e.g. during training).
     Other options go to predict_logits.
     """
-    from ..evaluate.calibration import apply_temperature
+    from ..probability import apply_temperature
 
     logits = predict_logits(model, card, df["path"].tolist(), **options)
     return apply_temperature(logits, card.temperature if temperature is None else temperature)
@@ -185,17 +146,18 @@ def _level_table(frames, level: str, aggregate: str):
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..data.manifest import read_labelled_manifest
+    from ..devices import resolve_device
     from ..errors import ConfigError
-    from ..evaluate.calibration import apply_temperature
     from ..evaluate.metrics import compute_metrics
     from ..evaluate.report import write_report
-    from ..faces.detect import resolve_device
     from ..models import load_checkpoint
+    from ..probability import apply_temperature
 
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be at least 1")
     notes: list[str] = []
-    manifest = read_manifest(args.manifest)
+    manifest = read_labelled_manifest(args.manifest)
     evaluated, calibration = _select_rows(manifest, args, notes)
     levels = _plan_levels(manifest, evaluated, args.level, notes)
     group_by = args.group_by or ("method" if "method" in manifest.columns else None)

@@ -1,0 +1,116 @@
+"""The one inference path: face crops -> fake logits -> calibrated probabilities.
+
+A `Backend` runs the network: a normalised (N, 3, H, W) float batch in, one fake logit per image out.
+`TorchBackend` runs a torch module; an ONNX Runtime session can implement the same two members.
+A `Predictor` adds what every caller shares: the card's preprocessing, batching, flip TTA and temperature.
+Scanning, `dfdetect evaluate` and training's validation all go through here.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Iterator, Sequence
+
+import numpy as np
+
+from ..probability import apply_temperature
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported on first use, so that commands can offer these choices without loading it.
+TTA_MODES = ("none", "flip")
+
+
+class Backend(ABC):
+    """Runs a classifier. `device` names where it runs ("cpu", "cuda:0", ...)."""
+
+    device: str
+
+    @abstractmethod
+    def fake_logits(self, batch: torch.Tensor) -> np.ndarray:
+        """(N, 3, H, W) float32 normalised images -> (N,) float32 log-odds of "fake"."""
+
+
+class TorchBackend(Backend):
+    """A torch module in eval mode for each batch (the caller's train/eval mode is restored after)."""
+
+    def __init__(self, model: torch.nn.Module, device: str | torch.device | None = None, *,
+                 channels_last: bool = False, autocast_dtype: torch.dtype | None = None):
+        import torch
+
+        self.model = model
+        self.torch_device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.device = str(self.torch_device)
+        self.channels_last = channels_last
+        self.autocast_dtype = autocast_dtype
+
+    def fake_logits(self, batch: torch.Tensor) -> np.ndarray:
+        import torch
+
+        from .classifier import fake_logit
+
+        x = batch.to(self.torch_device, non_blocking=True)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), _eval_mode(self.model), torch.autocast(
+                self.torch_device.type, dtype=self.autocast_dtype or torch.float32,
+                enabled=self.autocast_dtype is not None):
+            out = fake_logit(self.model(x))
+        return out.float().cpu().numpy()
+
+
+@contextmanager
+def _eval_mode(model: torch.nn.Module) -> Iterator[None]:
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+class Predictor:
+    """Face crops (RGB uint8, letterboxed to `input_size`) -> logits or calibrated P(fake)."""
+
+    def __init__(self, backend: Backend, *, input_size: int, mean: Sequence[float], std: Sequence[float],
+                 temperature: float = 1.0, batch_size: int = 32, tta: str | bool = "none"):
+        tta = {True: "flip", False: "none", None: "none"}.get(tta, tta)
+        if tta not in TTA_MODES:
+            raise ValueError(f"unknown test-time augmentation {tta!r}; use 'flip' or none")
+        self.backend, self.input_size, self.mean, self.std = backend, input_size, mean, std
+        self.temperature, self.batch_size, self.flip = temperature, batch_size, tta == "flip"
+
+    @classmethod
+    def for_card(cls, backend: Backend, card, **options) -> "Predictor":
+        """Preprocessing and temperature as the model card says."""
+        options.setdefault("temperature", card.temperature)
+        return cls(backend, input_size=card.input_size, mean=card.mean, std=card.std, **options)
+
+    def batch_logits(self, batch: torch.Tensor) -> np.ndarray:
+        """Logits of one normalised batch; with flip TTA the mean of each image's and its mirror's."""
+        import torch
+
+        z = self.backend.fake_logits(batch)
+        if self.flip:
+            z = (z + self.backend.fake_logits(torch.flip(batch, dims=[3]))) / 2
+        return z
+
+    def logits(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """Raw fake logits (float32), batch by batch."""
+        from .preprocess import to_tensor
+
+        if len(crops) == 0:
+            return np.zeros(0, dtype=np.float32)
+        return np.concatenate([
+            self.batch_logits(to_tensor(crops[start:start + self.batch_size], self.mean, self.std))
+            for start in range(0, len(crops), self.batch_size)
+        ])
+
+    def calibrate(self, logits) -> np.ndarray:
+        return apply_temperature(logits, self.temperature)
+
+    def probabilities(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """Calibrated probability that each crop is fake."""
+        return self.calibrate(self.logits(crops))
