@@ -503,7 +503,7 @@ def test_collect_inputs(tmp_path):
 @pytest.mark.parametrize("encoder", ["default", "mpeg4"])
 def test_video_writer_round_trip(tmp_path, astronaut, monkeypatch, encoder):
     if encoder == "mpeg4":  # the fallback for PyAV builds without libx264
-        monkeypatch.setattr(media, "_video_encoder", lambda quality: ("mpeg4", {}))
+        monkeypatch.setattr(media.writer, "_video_encoder", lambda quality: ("mpeg4", {}))
     path = tmp_path / "out" / "written.mp4"
     frames = [np.roll(astronaut[:300, :401], 8 * i, axis=1) for i in range(12)]  # odd width on purpose
     with media.open_video_writer(path, 12.5, 401, 300) as writer:

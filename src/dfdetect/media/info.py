@@ -1,0 +1,29 @@
+"""What a probe says about a file, and the frames that decoding yields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class MediaInfo:
+    path: Path
+    kind: str                      # "video" | "image"
+    width: int                     # display size, after rotation
+    height: int
+    frame_count: int               # 1 for an image
+    fps: float | None
+    duration_s: float | None
+    rotation: int                  # degrees clockwise applied to stored frames to show them upright
+    codec: str
+    frame_count_estimated: bool = False   # True when the container had no frame count (duration x fps)
+
+
+@dataclass
+class Frame:
+    index: int
+    time_s: float
+    image: np.ndarray              # RGB uint8, upright
