@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from dfdetect.cli import main
-from dfdetect.data import extract as extract_module
+from dfdetect.data.extract import run as extract_module  # where the run calls extract_video
 from dfdetect.data.extract import balance_fakes, get_preset, read_log, run_extraction
 from dfdetect.data.indexes import index_dataset
 from dfdetect.data.manifest import new_manifest, read_manifest

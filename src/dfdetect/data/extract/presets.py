@@ -1,0 +1,70 @@
+"""Extraction presets (the seed papers' pipelines), registered by name."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from ...errors import ConfigError
+from ...registry import Registry
+
+PRESETS: Registry = Registry("extraction preset")
+
+
+@dataclass(frozen=True)
+class ExtractPreset:
+    """How faces are taken from each video. Sampling specs are FrameSampling texts ("10", "every:30", "all")
+    or "random:N" (N frames drawn at random, seeded by the video id, so reruns draw the same)."""
+
+    name: str
+    detector: str = "mtcnn"
+    real_sampling: str = "10"
+    fake_sampling: str = "10"
+    min_face: int = 0               # shorter box side, in original-frame pixels
+    margin: float = 0.3             # fraction of the box added on each side
+    margin_px: int = 0              # absolute pixels added on each side
+    size: int = 224                 # crops are letterboxed to size x size
+    faces_per_frame: int | None = None   # None: every face; 1: the largest
+    reuse_original_boxes: bool = False
+    balance: bool = False
+    track: bool = False
+    track_iou: float = 0.75
+    track_max_gap: int = 0          # frames a face may be missed without ending its track (0: consecutive)
+    min_track: int = 50             # frames a person must be tracked over to be sampled
+    faces_per_video: int = 50
+    max_frames: int | None = None   # only the first max_frames frames of each video (short test runs)
+    detect_side: int | None = None  # detector's max_side (None: the detector's default)
+    batch_size: int = 16            # frames decoded before each detector call
+    seed: int = 0
+
+    def with_overrides(self, **changes) -> "ExtractPreset":
+        """A copy with the given fields changed; None values leave a field as it is."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ConfigError(f"unknown preset settings {sorted(unknown)}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def crop_settings(self):
+        from ...faces.crop import CropSettings
+
+        return CropSettings(size=self.size, margin=self.margin, margin_px=self.margin_px, min_face=self.min_face)
+
+
+PRESETS.register("train", ExtractPreset(
+    name="train", real_sampling="10", fake_sampling="10", min_face=70, margin=0.0, margin_px=30,
+    reuse_original_boxes=True, balance=True))
+PRESETS.register("test", ExtractPreset(
+    name="test", real_sampling="all", fake_sampling="all", margin=0.0, margin_px=30, track=True,
+    track_iou=0.75, min_track=50, faces_per_video=50))
+PRESETS.register("seed000", ExtractPreset(
+    name="seed000", real_sampling="every:30", fake_sampling="every:30", faces_per_frame=1))
+PRESETS.register("seed003", ExtractPreset(
+    name="seed003", detector="haar", real_sampling="every:30", fake_sampling="random:10", faces_per_frame=1))
+
+
+def get_preset(name: str, **overrides) -> ExtractPreset:
+    return PRESETS.get(name).with_overrides(**overrides)
