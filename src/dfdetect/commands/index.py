@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sys
 
-FORMATS = ("auto", "dfdc", "ffpp", "celebdf", "folders", "crops-csv")
-
 
 def add_arguments(parser) -> None:
+    from ..data.indexes import INDEXERS, format_names
+
+    layouts = "; ".join(f"{name}: {INDEXERS.get(name).layout}" for name in format_names())
     parser.add_argument("dataset", help="dataset folder in its official layout, or a crops CSV file")
-    parser.add_argument("--format", default="auto", choices=FORMATS, help="layout (default: recognise it)")
+    parser.add_argument("--format", default="auto", choices=["auto", *format_names()],
+                        help=f"layout (default: recognise it). {layouts}")
     parser.add_argument("--out", default="manifest.csv", help="manifest to write (.csv, or .parquet with pyarrow)")
     parser.add_argument("--split", default="auto", choices=("auto", "group", "kfold", "official", "seed001", "none"),
                         help="auto: the dataset's official lists where it has them, else group; group: whole "
