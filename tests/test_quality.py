@@ -68,3 +68,24 @@ def test_head_turn_from_landmarks():
     assert yaw(turned) > 1.0
     assert yaw(None) is None
     assert "turned away in 2 of 2" in unsure_reasons([FaceQuality(120, 80, yaw(turned))] * 2)[0]
+
+
+def test_scan_flags_a_tiny_and_a_blurred_face_and_still_gives_a_verdict(tmp_path, astronaut):
+    from dfdetect import Detector
+
+    detector = Detector.load("default", device="cpu")
+    images = {"clear": astronaut, "tiny": tiny_face_frame(astronaut),
+              "blurred": cv2.GaussianBlur(astronaut, (0, 0), 4)}
+    results = {}
+    for name, image in images.items():
+        path = tmp_path / f"{name}.png"
+        cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        results[name] = detector.scan(path)
+    assert all(r.verdict in ("fake", "real") for r in results.values())
+    assert not results["clear"].unsure and results["clear"].unsure_reasons == []
+    assert results["tiny"].unsure and results["tiny"].unsure_reasons[0].startswith("face small")
+    assert results["blurred"].unsure and results["blurred"].unsure_reasons[0].startswith("face blurred")
+    assert results["blurred"].tracks[0].unsure_reasons == results["blurred"].unsure_reasons
+    line = results["tiny"].summary_line()
+    assert "UNSURE: face small" in line and line.startswith("tiny.png: ")
+    assert results["tiny"].csv_rows()[0]["unsure"].startswith("face small")

@@ -11,6 +11,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from .errors import DfdetectError
+from .quality import unsure_reasons
 from .results import FaceScore, MediaSummary, ModelSummary, ScanResult, TrackResult
 from .scoring import AGGREGATORS, DEFAULT_AGGREGATION, verdict
 
@@ -111,7 +112,7 @@ class Detector:
         def report_time(time_s: float) -> None:
             on_progress(min(1.0, time_s / info.duration_s))
 
-        detections, face_probs = self._detect_and_score_faces(
+        detections, face_probs, face_quality = self._detect_and_score_faces(
             path, timings, report_time if on_progress is not None and info.duration_s else None)
         tracks = filter_tracks(build_tracks(detections), n_frames=len(detections),
                                min_fraction=self.options.min_track_fraction)
@@ -136,22 +137,27 @@ class Detector:
             track_p = self.aggregation.track(p)
             track_results.append(TrackResult(
                 track_id=track.id, probability=track_p, verdict=verdict(track_p, self.threshold),
+                unsure_reasons=unsure_reasons([face_quality[id(face.box)] for face in faces]),
                 faces=[FaceScore(frame_index=f.frame_index, time_s=round(f.time_s, 3),
                                  box=tuple(round(v, 1) for v in f.box.to_list()),
                                  detector_score=round(float(f.box.score), 4), probability=fp)
                        for f, fp in zip(faces, p)],
             ))
         video_p = self.aggregation.video(per_track_probs)
-        return ScanResult(verdict=verdict(video_p, self.threshold), probability=video_p, tracks=track_results, **base)
+        reasons = _video_unsure_reasons(track_results)
+        return ScanResult(verdict=verdict(video_p, self.threshold), probability=video_p, tracks=track_results,
+                          unsure=bool(reasons), unsure_reasons=reasons, **base)
 
     def _detect_and_score_faces(self, path: Path, timings: dict,
-                                on_time: Callable[[float], None] | None = None) -> tuple[list, dict]:
+                                on_time: Callable[[float], None] | None = None) -> tuple[list, dict, dict]:
         """Stream frames in chunks: detect, crop and score the faces, drop the frame and crops, so memory
-        stays bounded whatever the video's length. Returns per-frame detections and p(fake) by box."""
+        stays bounded whatever the video's length. Returns per-frame detections, and p(fake) and the input
+        checks (quality.FaceQuality) by box."""
         from .faces.crop import crop_face
         from .media import iter_frames
+        from .quality import measure_face
 
-        detections, probs, chunk = [], {}, []
+        detections, probs, quality, chunk = [], {}, {}, []
         decode_s = detect_s = classify_s = 0.0
         t0 = time.perf_counter()
 
@@ -166,6 +172,7 @@ class Detector:
             chunk_probs = iter(self.predict(crops).tolist())
             for frame, boxes in zip(chunk, boxes_per_frame):
                 probs.update((id(box), next(chunk_probs)) for box in boxes)
+                quality.update((id(box), measure_face(frame.image, box)) for box in boxes)
                 detections.append((frame.index, frame.time_s, boxes))
             detect_s += t_mid - t
             classify_s += time.perf_counter() - t_mid
@@ -184,9 +191,16 @@ class Detector:
         timings["decode_s"] = round(decode_s, 3)
         timings["detect_s"] = round(detect_s, 3)
         timings["classify_s"] = round(classify_s, 3)
-        return detections, probs
+        return detections, probs, quality
 
     # -- classification -----------------------------------------------------------------------------------
     def predict(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """Calibrated probability that each face crop (letterboxed to the input size) is fake."""
         return self.predictor.probabilities(crops)
+
+
+def _video_unsure_reasons(tracks: Sequence[TrackResult]) -> list[str]:
+    """A video is unsure when any person it scored is; with several people, each reason names its person."""
+    if len(tracks) == 1:
+        return list(tracks[0].unsure_reasons)
+    return [f"person {t.track_id}: {reason}" for t in tracks for reason in t.unsure_reasons]

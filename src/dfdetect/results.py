@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 Verdict = Literal["fake", "real", "no_face", "error"]
 CSV_COLUMNS = [
     "path", "verdict", "probability", "track_id", "track_probability", "track_verdict",
-    "frame_index", "time_s", "x1", "y1", "x2", "y2", "face_probability", "error",
+    "frame_index", "time_s", "x1", "y1", "x2", "y2", "face_probability", "error", "unsure",
 ]
 
 
@@ -29,6 +29,8 @@ class TrackResult(BaseModel):
     probability: float
     verdict: Literal["fake", "real"]
     faces: list[FaceScore]
+    # Why this person's faces lie outside what the model knows (dfdetect.quality); empty when they do not.
+    unsure_reasons: list[str] = Field(default_factory=list)
 
 
 class MediaSummary(BaseModel):
@@ -62,6 +64,9 @@ class ScanResult(BaseModel):
     timings: dict[str, float] = Field(default_factory=dict)
     warnings: list[str] = Field(default_factory=list)
     error: str | None = None
+    # The verdict stands, but some scored person's faces lie outside what the model knows; the reasons say how.
+    unsure: bool = False
+    unsure_reasons: list[str] = Field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -76,7 +81,8 @@ class ScanResult(BaseModel):
         people = len(self.tracks)
         return (f"{name}: {self.verdict.upper()} p(fake)={self.probability:.3f} "
                 f"({people} {'person' if people == 1 else 'people'}, {self.frames_sampled} frames, "
-                f"{self.timings.get('total_s', 0):.1f}s)")
+                f"{self.timings.get('total_s', 0):.1f}s)"
+                + (f" UNSURE: {'; '.join(self.unsure_reasons)}" if self.unsure else ""))
 
     def to_json(self, indent: int | None = 2) -> str:
         return self.model_dump_json(indent=indent)
@@ -88,7 +94,8 @@ class ScanResult(BaseModel):
         return write_csv([self], path)
 
     def csv_rows(self) -> list[dict]:
-        base = {"path": self.path, "verdict": self.verdict, "probability": self.probability, "error": self.error}
+        base = {"path": self.path, "verdict": self.verdict, "probability": self.probability, "error": self.error,
+                "unsure": "; ".join(self.unsure_reasons)}
         rows = [
             {**base, "track_id": t.track_id, "track_probability": t.probability, "track_verdict": t.verdict,
              "frame_index": f.frame_index, "time_s": f.time_s, "x1": f.box[0], "y1": f.box[1],
@@ -126,8 +133,9 @@ def write_report(results: Iterable[ScanResult], path: str | Path) -> Path:
     lines += ["", "| item | verdict | p(fake) | people | frames | seconds | note |", "|---|---|---|---|---|---|---|"]
     for r in results:
         p = "" if r.probability is None else f"{r.probability:.3f}"
+        note = r.error or ("unsure: " + "; ".join(r.unsure_reasons) if r.unsure else "")
         lines.append(f"| {Path(r.path).name} | **{r.verdict}** | {p} | {len(r.tracks)} | {r.frames_sampled} | "
-                     f"{r.timings.get('total_s', 0):.1f} | {(r.error or '').replace('|', '/')} |")
+                     f"{r.timings.get('total_s', 0):.1f} | {note.replace('|', '/')} |")
     for r in results:
         if not r.tracks:
             continue
