@@ -1,0 +1,143 @@
+"""Leave one source out: what each change to the recipe does for a source that training never saw.
+
+For each variant: a pool with the held-out source wholly in test (`dfdetect pool --hold-out`), a small-budget
+run of configs/loso_small.yaml with the variant's overrides, then `dfdetect evaluate` on the held-out source
+only, at frame and video level. Finished runs are kept and reused when the script is run again.
+
+    python benchmarks/loso.py --hold-out ffpp --start default \
+        --sources dfdc=runs/dfdc_faces.csv,ffpp=runs/ffpp_crops/manifest.csv,real-faces=runs/real_faces.csv
+    python benchmarks/loso.py --hold-out dfdc --start imagenet --sources ...
+
+--start: `default` (the bundled v1 model: DFDC-trained, so only fair when DFDC is not the held-out source),
+`imagenet`, or a checkpoint path. Writes benchmarks/results/loso_<held-out>.md with the commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from machine import describe_machine  # benchmarks/machine.py, beside this script
+
+REPO = Path(__file__).resolve().parents[1]
+DFDETECT = [sys.executable, "-m", "dfdetect.cli"]
+
+# name -> (what it changes, recipe overrides); each row adds one change to the one before it.
+VARIANTS = {
+    "start": ("the starting checkpoint as it is, not trained on the pool (not with --start imagenet)", None),
+    "v1-recipe": ("the v1 recipe: strong chain (JPEG 30-100, downscale 0.3-0.9), SBI 0.25, classes balanced "
+                  "over the whole pool",
+                  ["data.augment=strong", "data.sbi_fraction=0.25", "data.source_share_power=null"]),
+    "codec": ("+ resolution and codec variety (0.25-1x, JPEG or H.264)",
+              ["data.augment=multisource", "data.sbi_fraction=0.25", "data.source_share_power=null"]),
+    "codec+sources": ("+ real/fake balanced within each source, sources by sqrt(size), SBI 0.3 (the v2 recipe)",
+                      ["data.augment=multisource", "data.sbi_fraction=0.3", "data.source_share_power=0.5"]),
+    "codec+sources+sbi50": ("+ SBI on half of the reals",
+                            ["data.augment=multisource", "data.sbi_fraction=0.5", "data.source_share_power=0.5"]),
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--hold-out", required=True, help="the source to leave out (a name in --sources)")
+    parser.add_argument("--sources", required=True, help="NAME=MANIFEST,... as for `dfdetect pool`")
+    parser.add_argument("--start", default="imagenet", help="default | imagenet | a checkpoint")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"some of: {', '.join(VARIANTS)}")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--runs-dir", type=Path, default=REPO / "runs" / "loso")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    machine = describe_machine()
+    work = args.runs_dir / f"without-{args.hold_out}"
+    work.mkdir(parents=True, exist_ok=True)
+    pool, held = work / "pool.csv", work / "held_out.csv"
+    commands = [[*DFDETECT, "pool", *args.sources.split(","), "--out", str(pool), "--hold-out", args.hold_out]]
+    run(commands[-1])
+    from dfdetect.data.manifest import read_manifest, write_manifest
+
+    rows = read_manifest(pool)
+    write_manifest(rows[rows["dataset"] == args.hold_out], held)
+    results = []
+    for name in args.variants.split(","):
+        results.append((name, *train_and_evaluate(name, args, pool, held, work, commands)))
+    out = args.out or REPO / "benchmarks" / "results" / f"loso_{args.hold_out}.md"
+    out.write_text(report(args, machine, results, commands))
+    print(out.read_text())
+    return 0
+
+
+def train_and_evaluate(name: str, args, pool: Path, held: Path, work: Path, commands: list) -> tuple[dict, float]:
+    run_dir = work / name
+    overrides = VARIANTS[name][1]
+    start = [] if args.start == "imagenet" else [f"model.init_from={args.start}"]
+    train = [*DFDETECT, "train", "configs/loso_small.yaml", f"data.manifest={pool}", f"name=loso_{name}",
+             *(overrides or []), *start, "--out", str(run_dir), "--device", args.device]
+    model = args.start if overrides is None else str(run_dir / "model")
+    evaluate = [*DFDETECT, "evaluate", model, str(held), "--split", "test", "--level", "both",
+                "--device", args.device, "--out", str(run_dir / "eval-held-out")]
+    commands += [evaluate] if overrides is None else [train, evaluate]
+    timing = run_dir / "minutes.txt"  # kept, so that a rerun reports the time the run took
+    if not (run_dir / "eval-held-out" / "metrics.json").exists():
+        began = time.perf_counter()
+        if overrides is not None and not (run_dir / "model.json").exists():
+            run(train + (["--resume"] if (run_dir / "checkpoints").exists() else []))
+        run(evaluate)
+        timing.write_text(f"{(time.perf_counter() - began) / 60:.1f}\n")
+    return figures(run_dir / "eval-held-out"), float(timing.read_text()) if timing.exists() else float("nan")
+
+
+def run(command: list[str]) -> None:
+    print("$", shown(command), file=sys.stderr, flush=True)
+    subprocess.run(command, check=True, cwd=REPO)
+
+
+def shown(command: list[str]) -> str:
+    return shlex.join(["dfdetect", *command[len(DFDETECT):]] if command[:len(DFDETECT)] == DFDETECT else command)
+
+
+def figures(eval_dir: Path) -> dict:
+    """Frame and video ROC-AUC and log loss on the held-out source, and video AUC per method against its reals."""
+    from dfdetect.evaluate.metrics import roc_auc
+
+    levels = json.loads((eval_dir / "metrics.json").read_text())["levels"]
+    out = {level: {k: levels[level].get(k) for k in ("n", "auc", "log_loss", "accuracy")} for level in levels}
+    videos = pd.read_csv(eval_dir / "predictions_video.csv", dtype={"method": str})
+    reals = videos[videos["label"] == 0]
+    out["video_auc_per_method"] = {
+        method: float(roc_auc(pd.concat([reals, fakes])["label"].to_numpy(), pd.concat([reals, fakes])["prob"].to_numpy()))
+        for method, fakes in videos[videos["label"] == 1].groupby("method") if len(reals)
+    }
+    return out
+
+
+def report(args, machine: str, results, commands) -> str:
+    def num(x):
+        return "n/a" if x is None else f"{x:.3f}"
+
+    lines = ["| variant | what changes | frame ROC-AUC | frame log loss | video ROC-AUC | video AUC per method | minutes |",
+             "|---|---|---|---|---|---|---|"]
+    for name, f, minutes in results:
+        methods = ", ".join(f"{m} {a:.3f}" for m, a in f.get("video_auc_per_method", {}).items()) or "n/a"
+        video = f.get("video", {})
+        lines.append(f"| {name} | {VARIANTS[name][0]} | {num(f['frame']['auc'])} ({f['frame']['n']} crops) | "
+                     f"{num(f['frame']['log_loss'])} | {num(video.get('auc'))} ({video.get('n', 0)} videos) | "
+                     f"{methods} | {minutes:.0f} |")
+    shown_commands = "\n".join(shown(c) for c in commands)
+    return (f"# Leave one source out: {args.hold_out} never seen in training\n\n"
+            f"Measured {date.today().isoformat()} on {machine}.\n\n"
+            f"Start: `{args.start}`. Recipe `configs/loso_small.yaml` (2 epochs of 100 steps of 32 crops) with each "
+            f"variant's overrides; the pool holds every source but {args.hold_out} in train/val, and all of "
+            f"{args.hold_out} in test. Figures on {args.hold_out} only; video level is the mean over a video's "
+            "crops.\n\n" + "\n".join(lines) + "\n\nCommands:\n```\n" + shown_commands + "\n```\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
