@@ -49,7 +49,6 @@ class Detector:
     it yields a result with verdict "error" (or "no_face") so that a batch goes on."""
 
     def __init__(self, model, card, device: str, options: ScanOptions):
-        from .faces.crop import CropSettings
         from .faces.detect import create_detector
         from .media import FrameSampling
 
@@ -66,8 +65,7 @@ class Detector:
         if card.crop.detect_side and self.detector_name == card.crop.detector:
             detector_options.setdefault("max_side", card.crop.detect_side)  # detect as the training crops were
         self.face_detector = create_detector(self.detector_name, device=device, **detector_options)
-        self.crop = CropSettings(size=card.input_size, margin=card.crop.margin, margin_px=card.crop.margin_px,
-                                 min_face=card.crop.min_face)
+        self.crop = card.crop.settings(card.input_size)
         self.warnings = [] if card.trained_for_deepfakes else [UNTRAINED_WARNING.format(name=card.name)]
         self.warnings += card.warnings
 

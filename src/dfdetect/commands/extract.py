@@ -1,24 +1,23 @@
-"""`dfdetect extract DATASET OUT --preset train|test|seed000|seed003`: face crops and a manifest of them."""
+"""`dfdetect extract DATASET OUT --preset NAME`: face crops and a manifest of them (presets: data.extract.PRESETS)."""
 
 from __future__ import annotations
 
 import sys
 
-PRESET_NAMES = ("train", "test", "seed000", "seed003")
-
 
 def add_arguments(parser) -> None:
+    from ..data.extract import PRESETS
+    from ..faces.detect import DETECTORS
+
+    presets = "; ".join(f"{name}: {PRESETS.get(name).description}" for name in PRESETS.names())
+    gpu_detectors = [name for name in DETECTORS.names() if "cuda" in DETECTORS.get(name).device_types]
     parser.add_argument("dataset", help="dataset folder in its official layout, or a manifest from `dfdetect index`")
     parser.add_argument("out", help="output folder (crops/, manifest.csv, extract_log.jsonl); rerun to resume")
-    parser.add_argument("--preset", default="train", choices=PRESET_NAMES,
-                        help="train: seed 002 2.4.1 (10 frames, MTCNN, >=70 px, 30 px margin, fakes cropped at "
-                             "their original's boxes, fakes down-sampled to balance); test: seed 002 2.4.2 "
-                             "(every frame, IoU 0.75 tracks over >=50 frames, ~50 faces per video); seed000: "
-                             "one frame in 30, MTCNN; seed003: Haar, largest face, every 30th frame of reals, "
-                             "10 random frames per fake")
+    parser.add_argument("--preset", default="train", choices=PRESETS.names(), help=presets)
     parser.add_argument("--workers", type=int, default=None,
                         help="worker processes (default: min(4, CPU count); 0 or 1: in this process)")
-    parser.add_argument("--device", default="auto", help="MTCNN device: auto (GPU when there is one), cpu, cuda")
+    parser.add_argument("--device", default="auto", help=f"detector device: auto (GPU when there is one), cpu, cuda; "
+                        f"only {', '.join(gpu_detectors)} can use a GPU, the others run on the CPU")
     parser.add_argument("--limit", type=int, default=None, help="extract only the first N videos (whole groups first)")
     parser.add_argument("--size", type=int, default=None, help="crop side in pixels (default 224)")
     parser.add_argument("--frames", default=None,

@@ -18,16 +18,20 @@ def _positive_int(text: str) -> int:
 
 
 def add_arguments(p) -> None:
+    from ..faces.detect import DETECTORS
+    from ..scoring import AGGREGATORS, DEFAULT_AGGREGATION
+
+    aggregations = "; ".join(f"{name}: {AGGREGATORS.get(name).description}".replace("%", "%%") for name in AGGREGATORS.names())
     p.add_argument("paths", nargs="+", metavar="PATH", help="video or image files, or folders (searched recursively)")
     p.add_argument("--model", default="default", help="bundled model name or checkpoint path (default: %(default)s)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: %(default)s)")
     p.add_argument("--frames", default="32", metavar="SPEC",
                    help="frames to sample from a video: N evenly spaced, every:K, fps:R or all (default: %(default)s)")
-    p.add_argument("--detector", default=None, help="face detector: mtcnn | haar (default: the model's)")
+    p.add_argument("--detector", default=None, choices=DETECTORS.names(), help="face detector (default: the model's)")
     p.add_argument("--threshold", type=float, default=None, help="p(fake) at or above which a face is fake "
                    "(default: the model card's)")
-    p.add_argument("--aggregation", default="max_track",
-                   help="max_track | mean | confident (see dfdetect.scoring; default: %(default)s)")
+    p.add_argument("--aggregation", default=DEFAULT_AGGREGATION, choices=AGGREGATORS.names(),
+                   help=f"how face scores become one per person and per video (default: %(default)s). {aggregations}")
     p.add_argument("--tta", action="store_true", help="also score horizontally flipped faces")
     p.add_argument("--batch-size", type=_positive_int, default=32, help="faces per forward pass")
     p.add_argument("--json", metavar="FILE", help="write all results as JSON")

@@ -1,7 +1,7 @@
 """Face detection, tracking and the one face crop shared by scanning, extraction and training."""
 
-from .crop import CropSettings, crop_face, crop_region, letterbox
-from .detect import DETECTORS, FaceBox, FaceDetector, create_detector, resolve_device
+from .crop import CropSettings, FaceCrop, crop_face, crop_region, letterbox
+from .detect import DETECTORS, FaceBox, FaceDetector, create_detector, detector_device, resolve_device
 from .track import (
     DEFAULT_IOU_THRESHOLD,
     DEFAULT_MAX_GAP,
@@ -16,6 +16,7 @@ from .track import (
 
 __all__ = [
     "DETECTORS",
+    "FaceCrop",
     "DEFAULT_IOU_THRESHOLD",
     "DEFAULT_MAX_GAP",
     "DEFAULT_MAX_SHIFT",
@@ -26,6 +27,7 @@ __all__ = [
     "TrackedFace",
     "build_tracks",
     "create_detector",
+    "detector_device",
     "crop_face",
     "crop_region",
     "filter_tracks",

@@ -7,8 +7,9 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .detect import FaceBox
+from .detect import DETECTORS, FaceBox
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,32 @@ class CropSettings:
     def keeps(self, box: FaceBox) -> bool:
         """Whether a face is big enough for these settings."""
         return min(box.width, box.height) >= self.min_face
+
+
+class FaceCrop(BaseModel):
+    """How faces are found and cut out: the one description that a recipe's `faces` section, a model card's
+    `crop` and an extraction preset share, so that scanning crops faces as training did.
+
+    detector: a registered face detector. margin, margin_px, min_face: as in CropSettings.
+    detect_side: frames are shrunk to this long side for detection (None: the detector's default)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    detector: str = "mtcnn"
+    margin: float = Field(0.3, ge=0)
+    margin_px: int = Field(0, ge=0)
+    min_face: int = Field(0, ge=0)
+    detect_side: int | None = Field(None, ge=64, description="detection resolution used at extraction")
+
+    @field_validator("detector")
+    @classmethod
+    def _known_detector(cls, name: str) -> str:
+        if name not in DETECTORS:
+            raise ValueError(f"unknown face detector {name!r}; choose one of: {', '.join(DETECTORS.names())}")
+        return name
+
+    def settings(self, size: int) -> CropSettings:
+        """The crop itself, letterboxed to size x size."""
+        return CropSettings(size=size, margin=self.margin, margin_px=self.margin_px, min_face=self.min_face)
 
 
 def crop_region(box: FaceBox, settings: CropSettings, width: int, height: int) -> tuple[int, int, int, int]:

@@ -90,9 +90,14 @@ class FaceBox:
 
 
 class FaceDetector(ABC):
-    """Finds faces in a batch of RGB uint8 frames (H x W x 3); frames may differ in size."""
+    """Finds faces in a batch of RGB uint8 frames (H x W x 3); frames may differ in size.
+
+    A detector declares what it supports: the device types it runs on, and whether it runs in torch (worker
+    processes then limit torch's threads). Every detector takes `max_side` (frames are shrunk to it first)."""
 
     name: str = ""
+    device_types: tuple[str, ...] = ("cpu",)
+    uses_torch: bool = False
 
     @abstractmethod
     def detect(self, images: Sequence[np.ndarray]) -> list[list[FaceBox]]:
@@ -109,6 +114,13 @@ def create_detector(name: str = "mtcnn", device: str = "cpu", **options) -> Face
         return factory(device=device, **options)
     except TypeError as exc:
         raise ConfigError(f"bad option for face detector {name!r}: {exc}") from None
+
+
+def detector_device(name: str, request: str | None) -> str:
+    """The device a registered detector will run on: the request resolved, or "cpu" for a CPU-only one."""
+    if "cuda" not in DETECTORS.get(name).device_types:
+        return "cpu"
+    return resolve_device(request)
 
 
 def _check_image(image: np.ndarray) -> None:
@@ -152,6 +164,8 @@ class MtcnnDetector(FaceDetector):
     """
 
     name = "mtcnn"
+    device_types = ("cpu", "cuda")
+    uses_torch = True
     # MTCNN's P-Net sees 12 px windows; a smallest face of 20 px is the library's default pyramid start.
     _PYRAMID_MIN_FACE = 20
 

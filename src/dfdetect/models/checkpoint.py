@@ -11,20 +11,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import CheckpointError
+from ..faces.crop import FaceCrop
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "models"
 NAMED_MODELS = {"default": ASSETS / "default"}
 
 
-class CropCard(BaseModel):
-    """How faces were cropped for this model; scanning must crop the same way."""
-
-    model_config = ConfigDict(extra="forbid")
-    detector: str = "mtcnn"
-    margin: float = 0.3
-    margin_px: int = 0
-    min_face: int = 0
-    detect_side: int | None = None  # long side frames were shrunk to for detection; None: detector default
+# How faces were cropped for a model; scanning must crop the same way.
+CropCard = FaceCrop
 
 
 class ModelCard(BaseModel):

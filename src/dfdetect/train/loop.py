@@ -270,7 +270,6 @@ class Trainer:
 
     def _card(self, metrics: dict | None = None, temperature: float = 1.0, threshold: float = 0.5, extra=None):
         from ..models import ModelCard
-        from ..models.checkpoint import CropCard
 
         r = self.recipe
         training = {
@@ -283,8 +282,7 @@ class Trainer:
         return ModelCard(
             name=r.name, arch=r.model.arch, head=r.model.head, head_options=r.model.head_options,
             num_classes=r.model.num_classes, input_size=self.input_size, mean=self.spec.mean, std=self.spec.std,
-            crop=CropCard(detector=r.faces.detector, margin=r.faces.margin, margin_px=r.faces.margin_px,
-                          min_face=r.faces.min_face, detect_side=r.faces.detect_side),
+            crop=r.faces.model_dump(),
             threshold=threshold, temperature=temperature, training=training, metrics=metrics or {},
             license=r.data.license,
         )

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import ConfigError
+from ..faces.crop import FaceCrop
 
 DEFAULT_EPOCHS = 10
 REPO_CONFIGS = Path(__file__).resolve().parents[3] / "configs"
@@ -93,16 +94,23 @@ class DataSection(_Section):
 
 
 class OptimizerSection(_Section):
-    name: Literal["sgd", "adam", "adamw", "rmsprop"] = "adamw"
+    name: str = "adamw"
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     momentum: float = Field(0.9, ge=0, lt=1)
     nesterov: bool = False
     betas: tuple[float, float] = (0.9, 0.999)
 
+    @field_validator("name")
+    @classmethod
+    def _known_name(cls, name: str) -> str:
+        from .optim import OPTIMIZERS
+
+        return _registered(OPTIMIZERS, name)
+
 
 class SchedulerSection(_Section):
-    name: Literal["none", "cosine", "warmup_cosine", "poly", "step", "plateau"] = "none"
+    name: str = "none"
     interval: Literal["epoch", "step"] = "epoch"
     warmup_epochs: float = Field(0.0, ge=0)
     warmup_start_factor: float = Field(0.1, gt=0, le=1)
@@ -112,11 +120,25 @@ class SchedulerSection(_Section):
     plateau_patience: int = Field(2, ge=0)
     poly_power: float = Field(0.9, gt=0)
 
+    @field_validator("name")
+    @classmethod
+    def _known_name(cls, name: str) -> str:
+        from .optim import SCHEDULERS
+
+        return _registered(SCHEDULERS, name)
+
 
 class LossSection(_Section):
-    name: Literal["bce", "ce", "focal"] = "bce"
+    name: str = "bce"
     label_smoothing: float = Field(0.0, ge=0, lt=0.5)
     focal_gamma: float = Field(2.0, ge=0)
+
+    @field_validator("name")
+    @classmethod
+    def _known_name(cls, name: str) -> str:
+        from .losses import LOSSES
+
+        return _registered(LOSSES, name)
 
 
 class EarlyStoppingSection(_Section):
@@ -175,24 +197,25 @@ class DistillSection(_Section):
 class CalibrationSection(_Section):
     fit_temperature: bool = True
     # A probability, or a rule applied to the (calibrated) validation scores.
-    threshold: float | Literal["eer", "youden"] = 0.5
+    threshold: float | str = 0.5
 
-    @field_validator("threshold")
+    @field_validator("threshold", mode="before")
     @classmethod
-    def _probability(cls, value):
-        if isinstance(value, float) and not 0.0 < value < 1.0:
+    def _probability_or_rule(cls, value):
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                from ..evaluate.calibration import THRESHOLD_RULES
+
+                return _registered(THRESHOLD_RULES, value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not 0.0 < value < 1.0:
             raise ValueError("threshold must be between 0 and 1")
         return value
 
 
-class FacesSection(_Section):
+class FacesSection(FaceCrop):
     """How the training crops were made; copied into the model card so scanning crops the same way."""
-
-    detector: str = "mtcnn"
-    margin: float = Field(0.3, ge=0)
-    margin_px: int = Field(0, ge=0)
-    min_face: int = Field(0, ge=0)
-    detect_side: int | None = Field(None, ge=64, description="detection resolution used at extraction")
 
 
 class Recipe(_Section):

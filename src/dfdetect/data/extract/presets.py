@@ -36,6 +36,7 @@ class ExtractPreset:
     detect_side: int | None = None  # detector's max_side (None: the detector's default)
     batch_size: int = 16            # frames decoded before each detector call
     seed: int = 0
+    description: str = ""           # one line of help
 
     def with_overrides(self, **changes) -> "ExtractPreset":
         """A copy with the given fields changed; None values leave a field as it is."""
@@ -43,27 +44,47 @@ class ExtractPreset:
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
             raise ConfigError(f"unknown preset settings {sorted(unknown)}")
-        return dataclasses.replace(self, **changes)
+        changed = dataclasses.replace(self, **changes)
+        changed.face_crop()  # fails early on an unknown detector or a negative margin
+        return changed
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The settings that make an extraction folder what it is (the help text is no setting)."""
+        out = dataclasses.asdict(self)
+        del out["description"]
+        return out
+
+    def face_crop(self):
+        """The preset's crop in the form that recipes and model cards use (checks the detector's name)."""
+        from pydantic import ValidationError
+
+        from ...faces.crop import FaceCrop
+
+        try:
+            return FaceCrop(detector=self.detector, margin=self.margin, margin_px=self.margin_px,
+                            min_face=self.min_face, detect_side=self.detect_side)
+        except ValidationError as exc:
+            raise ConfigError(f"preset {self.name}: {exc.errors()[0]['msg']}") from None
 
     def crop_settings(self):
-        from ...faces.crop import CropSettings
-
-        return CropSettings(size=self.size, margin=self.margin, margin_px=self.margin_px, min_face=self.min_face)
+        return self.face_crop().settings(self.size)
 
 
 PRESETS.register("train", ExtractPreset(
     name="train", real_sampling="10", fake_sampling="10", min_face=70, margin=0.0, margin_px=30,
-    reuse_original_boxes=True, balance=True))
+    reuse_original_boxes=True, balance=True,
+    description="seed 002 2.4.1 (10 frames, MTCNN, >=70 px, 30 px margin, fakes cropped at their original's "
+                "boxes, fakes down-sampled to balance)"))
 PRESETS.register("test", ExtractPreset(
     name="test", real_sampling="all", fake_sampling="all", margin=0.0, margin_px=30, track=True,
-    track_iou=0.75, min_track=50, faces_per_video=50))
+    track_iou=0.75, min_track=50, faces_per_video=50,
+    description="seed 002 2.4.2 (every frame, IoU 0.75 tracks over >=50 frames, ~50 faces per video)"))
 PRESETS.register("seed000", ExtractPreset(
-    name="seed000", real_sampling="every:30", fake_sampling="every:30", faces_per_frame=1))
+    name="seed000", real_sampling="every:30", fake_sampling="every:30", faces_per_frame=1,
+    description="one frame in 30, MTCNN"))
 PRESETS.register("seed003", ExtractPreset(
-    name="seed003", detector="haar", real_sampling="every:30", fake_sampling="random:10", faces_per_frame=1))
+    name="seed003", detector="haar", real_sampling="every:30", fake_sampling="random:10", faces_per_frame=1,
+    description="Haar, largest face, every 30th frame of reals, 10 random frames per fake"))
 
 
 def get_preset(name: str, **overrides) -> ExtractPreset:

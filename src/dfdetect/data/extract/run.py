@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ...errors import ConfigError, DatasetError, DfdetectError
+from ...faces.detect import detector_device
 from .presets import ExtractPreset
 from .records import (
     CONFIG_NAME, FINAL_STATUSES, LOG_NAME, MANIFEST_NAME, SUMMARY_NAME, _append_log, build_manifest, read_log,
@@ -149,7 +150,7 @@ def run_extraction(
 
     started = time.perf_counter()
     workers = default_workers() if workers is None else max(0, int(workers))
-    device = _resolve_device(device, preset)
+    device = detector_device(preset.detector, device)
     try:
         for record in _run_tasks(todo, records, out, preset, workers, device, progress):
             _append_log(log_path, record)
@@ -169,14 +170,6 @@ def run_extraction(
 
 def default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
-
-
-def _resolve_device(device: str, preset: ExtractPreset) -> str:
-    if preset.detector != "mtcnn":
-        return "cpu"
-    from ...faces.detect import resolve_device
-
-    return resolve_device(device)
 
 
 def _prepare_out(out: Path, preset: ExtractPreset, restart: bool) -> None:

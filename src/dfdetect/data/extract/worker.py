@@ -46,7 +46,9 @@ def init_worker(preset: dict, device: str, single_thread: bool) -> None:
         import cv2
 
         cv2.setNumThreads(1)
-        if preset.get("detector") == "mtcnn":
+        from ...faces.detect import DETECTORS
+
+        if DETECTORS.get(preset["detector"]).uses_torch:
             import torch
 
             torch.set_num_threads(1)
