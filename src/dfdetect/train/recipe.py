@@ -29,6 +29,17 @@ def _registered(registry, name: str) -> str:
     return name
 
 
+def _registry_field(field: str, module: str, registry: str):
+    """A validator: `field` must name an entry of `registry` in `module` (imported when a recipe is checked,
+    so that reading a recipe does not load torch before it has to)."""
+    def check(cls, name: str) -> str:
+        from importlib import import_module
+
+        return _registered(getattr(import_module(module, __package__), registry), name)
+
+    return field_validator(field)(classmethod(check))
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -48,19 +59,9 @@ class ModelSection(_Section):
     init_parts: Literal["all", "backbone"] = "all"
     channels_last: bool = False
 
-    @field_validator("arch")
-    @classmethod
-    def _known_backbone(cls, name: str) -> str:
-        from ..models.zoo import BACKBONES
+    _known_backbone = _registry_field("arch", "..models.zoo", "BACKBONES")
 
-        return _registered(BACKBONES, name)
-
-    @field_validator("head")
-    @classmethod
-    def _known_head(cls, name: str) -> str:
-        from ..models.heads import HEADS
-
-        return _registered(HEADS, name)
+    _known_head = _registry_field("head", "..models.heads", "HEADS")
 
 
 class DataSection(_Section):
@@ -85,12 +86,7 @@ class DataSection(_Section):
     # Terms the training data imposes on the model (e.g. DFDC: research, non-commercial); goes into the card.
     license: str = ""
 
-    @field_validator("augment")
-    @classmethod
-    def _known_augmentation(cls, name: str) -> str:
-        from ..data.augment import AUGMENTATIONS
-
-        return _registered(AUGMENTATIONS, name)
+    _known_augmentation = _registry_field("augment", "..data.augment", "AUGMENTATIONS")
 
 
 class OptimizerSection(_Section):
@@ -101,12 +97,7 @@ class OptimizerSection(_Section):
     nesterov: bool = False
     betas: tuple[float, float] = (0.9, 0.999)
 
-    @field_validator("name")
-    @classmethod
-    def _known_name(cls, name: str) -> str:
-        from .optim import OPTIMIZERS
-
-        return _registered(OPTIMIZERS, name)
+    _known_name = _registry_field("name", ".optim", "OPTIMIZERS")
 
 
 class SchedulerSection(_Section):
@@ -120,12 +111,7 @@ class SchedulerSection(_Section):
     plateau_patience: int = Field(2, ge=0)
     poly_power: float = Field(0.9, gt=0)
 
-    @field_validator("name")
-    @classmethod
-    def _known_name(cls, name: str) -> str:
-        from .optim import SCHEDULERS
-
-        return _registered(SCHEDULERS, name)
+    _known_name = _registry_field("name", ".optim", "SCHEDULERS")
 
 
 class LossSection(_Section):
@@ -133,12 +119,7 @@ class LossSection(_Section):
     label_smoothing: float = Field(0.0, ge=0, lt=0.5)
     focal_gamma: float = Field(2.0, ge=0)
 
-    @field_validator("name")
-    @classmethod
-    def _known_name(cls, name: str) -> str:
-        from .losses import LOSSES
-
-        return _registered(LOSSES, name)
+    _known_name = _registry_field("name", ".losses", "LOSSES")
 
 
 class EarlyStoppingSection(_Section):
