@@ -60,7 +60,6 @@ class ModelSection(_Section):
     channels_last: bool = False
 
     _known_backbone = _registry_field("arch", "..models.zoo", "BACKBONES")
-
     _known_head = _registry_field("head", "..models.heads", "HEADS")
 
 
