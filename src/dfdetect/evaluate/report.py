@@ -6,7 +6,6 @@ Figures are drawn on matplotlib's Agg canvas without pyplot, so no global backen
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from pathlib import Path

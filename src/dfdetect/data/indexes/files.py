@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ...media.sniff import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from ...media.sniff import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS  # noqa: F401  (the formats take them from here)
 
 
 EXAMPLES = 3  # names quoted in a problem line
