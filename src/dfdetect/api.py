@@ -59,6 +59,9 @@ class Detector:
                                             batch_size=options.batch_size, tta=options.tta)
         self.sampling = FrameSampling.parse(options.sampling)
         self.threshold = card.threshold if options.threshold is None else options.threshold
+        # A video's people are scored by means over their faces: the card may hold a threshold fitted for that.
+        video_threshold = card.threshold if card.video_threshold is None else card.video_threshold
+        self.video_threshold = video_threshold if options.threshold is None else options.threshold
         self.aggregation = AGGREGATORS.get(options.aggregation)
         self.detector_name = options.detector or card.crop.detector
         detector_options = dict(options.detector_options)
@@ -114,8 +117,9 @@ class Detector:
             path, timings, report_time if on_progress is not None and info.duration_s else None)
         tracks = filter_tracks(build_tracks(detections), n_frames=len(detections),
                                min_fraction=self.options.min_track_fraction)
+        threshold = self.video_threshold if info.kind == "video" else self.threshold
         base = dict(
-            path=str(path), threshold=self.threshold, aggregation=self.aggregation.name,
+            path=str(path), threshold=threshold, aggregation=self.aggregation.name,
             detector=self.detector_name, frames_sampled=len(detections), timings=timings,
             media=MediaSummary(kind=info.kind, width=info.width, height=info.height, fps=info.fps or 0.0,
                                frame_count=info.frame_count, duration_s=info.duration_s or 0.0,
@@ -134,7 +138,7 @@ class Detector:
             per_track_probs.append(p)
             track_p = self.aggregation.track(p)
             track_results.append(TrackResult(
-                track_id=track.id, probability=track_p, verdict=verdict(track_p, self.threshold),
+                track_id=track.id, probability=track_p, verdict=verdict(track_p, threshold),
                 unsure_reasons=unsure_reasons([face_quality[id(face.box)] for face in faces]),
                 faces=[FaceScore(frame_index=f.frame_index, time_s=round(f.time_s, 3),
                                  box=tuple(round(v, 1) for v in f.box.to_list()),
@@ -143,7 +147,7 @@ class Detector:
             ))
         video_p = self.aggregation.video(per_track_probs)
         reasons = _video_unsure_reasons(track_results)
-        return ScanResult(verdict=verdict(video_p, self.threshold), probability=video_p, tracks=track_results,
+        return ScanResult(verdict=verdict(video_p, threshold), probability=video_p, tracks=track_results,
                           unsure=bool(reasons), unsure_reasons=reasons, **base)
 
     def _detect_and_score_faces(self, path: Path, timings: dict,

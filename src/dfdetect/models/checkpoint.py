@@ -34,6 +34,8 @@ class ModelCard(BaseModel):
     std: tuple[float, float, float]
     crop: CropCard = Field(default_factory=CropCard)
     threshold: float = Field(0.5, ge=0.0, le=1.0)
+    # For person and video scores (a mean over faces) when fitted apart from the face threshold; None: the same.
+    video_threshold: float | None = Field(None, ge=0.0, le=1.0)
     temperature: float = Field(1.0, gt=0.0)
     trained_for_deepfakes: bool = True
     params: int = 0

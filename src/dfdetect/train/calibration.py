@@ -12,11 +12,17 @@ import numpy as np
 from .recipe import Recipe
 
 
+# A video threshold is fitted only on at least this many several-crop videos of each class; with fewer, person
+# and video verdicts keep the frame threshold (a dozen videos would set it by chance).
+MIN_VIDEOS_PER_CLASS = 20
+
+
 @dataclass
 class Calibration:
     temperature: float
     threshold: float
-    levels: dict  # "frame" (and "video") -> compute_metrics(...)
+    levels: dict  # "frame" (and "video") -> compute_metrics(...); frame figures per source under "per_source"
+    video_threshold: float | None = None  # for person and video scores, when it could be fitted
 
 
 def calibrate(val: dict, val_rows, recipe: Recipe, log: Callable[[str], None]) -> Calibration:
@@ -35,24 +41,62 @@ def calibrate(val: dict, val_rows, recipe: Recipe, log: Callable[[str], None]) -
     rows = val_rows.iloc[val["indices"]]
     methods = rows["method"].astype(str).tolist() if "method" in rows.columns else None
     levels = {"frame": compute_metrics(labels, probs, threshold, groups=methods)}
-    video = _video_level(rows, labels, probs, threshold)
-    if video is not None:
-        levels["video"] = video
-    return Calibration(float(temperature), float(threshold), levels)
+    per_source = _per_source(rows, labels, probs, threshold)
+    if per_source:
+        levels["frame"]["per_source"] = per_source
+    videos = _video_table(rows, labels, probs)
+    video_threshold = None
+    if videos is not None:
+        video_threshold = _video_threshold(videos, c.threshold, log)
+        levels["video"] = compute_metrics(videos["label"].to_numpy(), videos["prob"].to_numpy(),
+                                          threshold if video_threshold is None else video_threshold)
+    return Calibration(float(temperature), float(threshold), levels, video_threshold)
 
 
-def _video_level(rows, labels, probs, threshold):
-    """Mean over each video's crops, when the validation split has several crops per video."""
+def _per_source(rows, labels, probs, threshold) -> dict | None:
+    """Frame figures per source (the manifest's `dataset`) when the split holds several: n, accuracy, AUC
+    where a source has both classes, and the share of its reals called fake."""
+    if "dataset" not in rows.columns or rows["dataset"].nunique() < 2:
+        return None
+    from ..evaluate.metrics import per_group
+
+    sources = rows["dataset"].astype(str).to_numpy()
+    out = per_group(labels, probs, sources, threshold)
+    for name, figures in out.items():
+        reals = (sources == name) & (labels == 0)
+        figures["reals_called_fake"] = float((probs[reals] >= threshold).mean()) if reals.any() else None
+    return out
+
+
+def _video_table(rows, labels, probs):
+    """One row per video, scored with the scan's default aggregation, when some video has several crops."""
     if "video" not in rows.columns or not (rows["video"].astype(str) != "").all():
         return None
-    if rows["video"].nunique() == len(rows):
+    key = rows["video"].astype(str)
+    if "dataset" in rows.columns:
+        key = rows["dataset"].astype(str) + "/" + key  # video names are unique within a source only
+    if key.nunique() == len(rows):
         return None
-    from ..evaluate.metrics import compute_metrics, video_level
+    from ..evaluate.metrics import video_level
+    from ..scoring import DEFAULT_AGGREGATION
 
-    frame = rows[["video"]].copy()
-    frame["label"], frame["prob"] = labels, probs
-    per_video = video_level(frame, lambda values: float(np.mean(values)))
-    return compute_metrics(per_video["label"].to_numpy(), per_video["prob"].to_numpy(), threshold)
+    frame = rows[["track"]].copy() if "track" in rows.columns else rows[[]].copy()
+    frame["video"], frame["label"], frame["prob"] = key.to_numpy(), labels, probs
+    return video_level(frame, DEFAULT_AGGREGATION)
+
+
+def _video_threshold(videos, rule, log: Callable[[str], None]) -> float | None:
+    """The threshold rule applied to the videos with several crops, when there are enough of each class."""
+    from ..evaluate.calibration import choose_threshold
+
+    several = videos[videos["n_frames"] >= 2]
+    counts = several["label"].value_counts()
+    if min(counts.get(0, 0), counts.get(1, 0)) < MIN_VIDEOS_PER_CLASS:
+        log(f"video threshold: only {counts.get(0, 0)} real and {counts.get(1, 0)} fake validation videos with "
+            f"several crops (fewer than {MIN_VIDEOS_PER_CLASS} of a class); person and video verdicts keep the "
+            "frame threshold")
+        return None
+    return float(choose_threshold(several["label"].to_numpy(), several["prob"].to_numpy(), rule))
 
 
 def card_metrics(recipe: Recipe, metrics: dict | None) -> dict:
@@ -62,6 +106,8 @@ def card_metrics(recipe: Recipe, metrics: dict | None) -> dict:
     out = {"split": recipe.data.val_split, "level": "frame"}
     out.update({k: metrics.get(k) for k in ("n", "auc", "accuracy", "log_loss", "eer", "ece",
                                             "sensitivity", "specificity", "f1")})
+    if metrics.get("per_source"):
+        out["per_source"] = metrics["per_source"]
     return out
 
 

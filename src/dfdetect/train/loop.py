@@ -268,7 +268,8 @@ class Trainer:
 
     # ----- the model card
 
-    def _card(self, metrics: dict | None = None, temperature: float = 1.0, threshold: float = 0.5, extra=None):
+    def _card(self, metrics: dict | None = None, temperature: float = 1.0, threshold: float = 0.5, extra=None,
+              video_threshold: float | None = None):
         from ..models import ModelCard
 
         r = self.recipe
@@ -283,7 +284,8 @@ class Trainer:
             name=r.name, arch=r.model.arch, head=r.model.head, head_options=r.model.head_options,
             num_classes=r.model.num_classes, input_size=self.input_size, mean=self.spec.mean, std=self.spec.std,
             crop=r.faces.model_dump(),
-            threshold=threshold, temperature=temperature, training=training, metrics=metrics or {},
+            threshold=threshold, video_threshold=video_threshold, temperature=temperature, training=training,
+            metrics=metrics or {},
             license=r.data.license,
         )
 
@@ -301,7 +303,7 @@ class Trainer:
         card = self._card(card_metrics(self.recipe, metrics), temperature, threshold, extra={
             "epochs_run": len(self.history), "stopped_early": self.stopped_early, "best_epochs": self.best_epochs,
             "threshold_rule": self.recipe.calibration.threshold,
-        })
+        }, video_threshold=cal.video_threshold if cal is not None else None)
         weights_path, _ = save_checkpoint(self.model, card, self.run_dir / "model")
         card = load_card(self.run_dir / "model")
         if cal is not None:
