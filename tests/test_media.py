@@ -550,3 +550,21 @@ def test_explicit_frame_indices(dfdc_videos):
     assert sample_indices(100, 30.0, FrameSampling(indices=wanted)) == [3, 77]
     with pytest.raises(ConfigError, match="one rule"):
         FrameSampling(every=2, indices=(1,))
+
+
+def test_random_frame_sampling_is_seeded_and_sorted(dfdc_videos):
+    from dfdetect.errors import ConfigError
+    from dfdetect.media import FrameSampling, iter_frames, sample_indices
+
+    rule = FrameSampling.parse("random:5")
+    assert str(rule) == "random:5" and rule.count is None and rule.needs_frame_count
+    drawn = sample_indices(300, 30.0, rule.with_seed(0, 7))
+    assert drawn == sorted(drawn) and len(set(drawn)) == 5 and max(drawn) < 300
+    assert drawn == sample_indices(300, 30.0, rule.with_seed(0, 7))
+    assert drawn != sample_indices(300, 30.0, rule.with_seed(0, 8))
+    assert sample_indices(3, 30.0, rule) == [0, 1, 2]
+    frames = [f.index for f in iter_frames(dfdc_videos[0], rule.with_seed(0, 7))]
+    assert frames == drawn
+    for bad in ("random:0", "random:x"):
+        with pytest.raises(ConfigError):
+            FrameSampling.parse(bad)

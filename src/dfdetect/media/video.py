@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import MediaError
 from .images import _fit, _probe_image, _shrink, read_image
 from .info import Frame, MediaInfo
-from .sampling import FrameSampling, _evenly_spaced, _open_ended_indices
+from .sampling import FrameSampling, _open_ended_indices, counted_indices
 from .sniff import _check_readable_file, _short, sniff_kind
 
 log = logging.getLogger(__name__)
@@ -67,9 +67,9 @@ def _iter_video_frames(path: Path, sampling: FrameSampling, max_side: int | None
     with _open_video(path) as container:
         stream = _video_stream(container, path)
         fps = _stream_fps(stream)
-        if sampling.count is not None:
+        if sampling.needs_frame_count:
             frame_count = _reliable_frame_count(path, stream, container, fps)
-            targets: Iterator[int] = iter(_evenly_spaced(frame_count, int(sampling.count)))
+            targets: Iterator[int] = iter(counted_indices(frame_count, sampling))
         elif sampling.indices is not None:
             targets = iter(sampling.indices)
         else:

@@ -13,8 +13,8 @@ PRESETS: Registry = Registry("extraction preset")
 
 @dataclass(frozen=True)
 class ExtractPreset:
-    """How faces are taken from each video. Sampling specs are FrameSampling texts ("10", "every:30", "all")
-    or "random:N" (N frames drawn at random, seeded by the video id, so reruns draw the same)."""
+    """How faces are taken from each video. Sampling specs are FrameSampling texts ("10", "every:30",
+    "random:10", "all"); a random draw is seeded by the video id, so reruns draw the same frames."""
 
     name: str
     detector: str = "mtcnn"

@@ -6,8 +6,6 @@ import time
 import zlib
 from typing import Iterator
 
-import numpy as np
-
 from .crops import _crop, _crop_path, _encode_jpeg, _row, _write_bytes, _write_crop
 from .presets import ExtractPreset
 
@@ -179,20 +177,20 @@ def _sampling_for(task: dict, preset: ExtractPreset) -> str:
 
 
 def _frames_of(task: dict, preset: ExtractPreset) -> Iterator:
-    spec = _sampling_for(task, preset)
-    if spec.startswith("random:"):
-        from ...media import probe
-
-        count = probe(task["source"]).frame_count
-        if preset.max_frames:
-            count = min(count, preset.max_frames)
-        rng = np.random.default_rng([preset.seed, zlib.crc32(task["video"].encode())])
-        wanted = sorted(rng.choice(count, size=min(int(spec[7:]), count), replace=False).tolist())
-        yield from _frames_at(task, wanted)
-        return
     from ...media import FrameSampling, iter_frames
 
-    for frame in iter_frames(task["source"], FrameSampling.parse(spec)):
+    sampling = FrameSampling.parse(_sampling_for(task, preset))
+    if sampling.random is not None:
+        # Seeded by the video's name, so a rerun (or a resumed extraction) draws the same frames.
+        sampling = sampling.with_seed(preset.seed, zlib.crc32(task["video"].encode()))
+        if preset.max_frames:  # drawn from the first max_frames frames only
+            from ...media import probe
+            from ...media.sampling import counted_indices
+
+            count = min(probe(task["source"]).frame_count, preset.max_frames)
+            yield from _frames_at(task, counted_indices(count, sampling))
+            return
+    for frame in iter_frames(task["source"], sampling):
         if preset.max_frames and frame.index >= preset.max_frames:
             break
         yield frame
