@@ -42,6 +42,8 @@ VARIANTS = {
                       ["data.augment=multisource", "data.sbi_fraction=0.3", "data.source_share_power=0.5"]),
     "codec+sources+sbi50": ("+ SBI on half of the reals",
                             ["data.augment=multisource", "data.sbi_fraction=0.5", "data.source_share_power=0.5"]),
+    "codec+sources+sbi75": ("+ SBI on three quarters of the reals",
+                            ["data.augment=multisource", "data.sbi_fraction=0.75", "data.source_share_power=0.5"]),
 }
 
 

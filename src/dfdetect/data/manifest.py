@@ -17,7 +17,8 @@ Columns (all always present; empty string / -1 where unknown):
   split       "train", "val", "test" or "" (unassigned).
   split_level "group" (whole groups per split), "image" (rows split independently: leaks identity),
               "official" (the dataset's published lists) or "".
-  dataset     "dfdc", "ffpp", "celebdf", "folders" or "crops".
+  dataset     "dfdc", "ffpp", "celebdf", "folders" or "crops"; in a pool of sources (`dfdetect pool`), the
+              name given to the row's source.
 Extra columns (box coordinates, compression, source video, ...) travel along unchanged.
 
 CSV is the default format; a `.parquet` name uses Parquet when pyarrow is installed.
