@@ -18,16 +18,20 @@ from pathlib import Path
 from ..errors import CheckpointError, DfdetectError
 from .checkpoint import NAMED_MODELS, load_checkpoint, save_checkpoint
 
-DEFAULT_NAME = "dfdetect-default-lite0"
+DEFAULT_NAME = "dfdetect-default-lite0-v2"
 LIMITS = [
-    "Trained and validated only on DFDC face crops (face swaps made by the DFDC organisers, paid actors); "
-    "accuracy on other manipulations (FaceForensics++ methods, Celeb-DF, GAN-made faces, lip-sync) is not "
-    "measured here and is expected to be lower.",
-    "Faces unlike DFDC's webcam-style footage can score as fake: the retouched studio portrait behind "
-    "`dfdetect sample` (scikit-image's astronaut) scores 0.78 as a still and about 0.9 in the sample clip.",
-    "Threshold and temperature were fitted on single crops; person and video scores use them as they are.",
-    "Expects faces cropped as its card's `crop` says; very small, profile or occluded faces score less "
-    "reliably.",
+    "Trained on three sources only: DFDC face swaps, FaceForensics++ c23 (Deepfakes, Face2Face, FaceSwap; 64 "
+    "training clips of 4 s) and UTKFace real photos. Other manipulations (NeuralTextures, Celeb-DF, GAN-made "
+    "faces, lip-sync, diffusion edits) are not measured; with FaceForensics++ left out of training the same "
+    "recipe reached a video ROC-AUC of only about 0.74 on it (benchmarks/results/loso_ffpp.md), so expect "
+    "less on methods and footage it has not seen.",
+    "One threshold serves every source, and it was fitted on a validation set that DFDC dominates: real "
+    "FaceForensics++ (YouTube) faces were called fake far more often than real DFDC or UTKFace faces "
+    "(validation: 49%, 17% and 4% of crops).",
+    "Person and video verdicts use the face threshold: the validation split held too few several-crop videos "
+    "to fit a video threshold.",
+    "Expects faces cropped as its card's `crop` says; the scan marks small, blurred and turned-away faces as "
+    "unsure, and scores them less reliably.",
 ]
 
 
