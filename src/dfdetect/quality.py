@@ -24,7 +24,7 @@ SHARPNESS_SIDE = 128  # faces are compared at one size, so that sharpness does n
 
 @dataclass(frozen=True)
 class InputLimits:
-    # Half the 5th percentile of the training faces' side (DFDC 89 px, FF++ 63 px): "far smaller".
+    # About half the 5th percentile of the training faces' side (DFDC 89 px, FF++ 63 px): "far smaller".
     min_face_px: float = 40.0
     # Laplacian variance at 128 px: 2nd percentile of DFDC training crops 5.2, of UTKFace 13.2.
     min_sharpness: float = 5.0
