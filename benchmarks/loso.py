@@ -111,12 +111,14 @@ def shown(command: list[str]) -> str:
 
 
 def figures(eval_dir: Path) -> dict:
-    """Frame and video ROC-AUC and log loss on the held-out source, and video AUC per method against its reals."""
+    """Frame and video ROC-AUC and log loss on the held-out source, and video AUC per method against its reals
+    (crops stand for videos where each video gave one crop, as DFDC's face crops do)."""
     from dfdetect.evaluate.metrics import roc_auc
 
     levels = json.loads((eval_dir / "metrics.json").read_text())["levels"]
     out = {level: {k: levels[level].get(k) for k in ("n", "auc", "log_loss", "accuracy")} for level in levels}
-    videos = pd.read_csv(eval_dir / "predictions_video.csv", dtype={"method": str})
+    level = "video" if (eval_dir / "predictions_video.csv").exists() else "frame"
+    videos = pd.read_csv(eval_dir / f"predictions_{level}.csv", dtype={"method": str})
     reals = videos[videos["label"] == 0]
     out["video_auc_per_method"] = {
         method: float(roc_auc(pd.concat([reals, fakes])["label"].to_numpy(), pd.concat([reals, fakes])["prob"].to_numpy()))
