@@ -12,7 +12,8 @@ Per model:
   FF++ clips   every shared FaceForensics++ c23 clip scanned; video ROC-AUC per method against the reals,
                on the clips of the pool's test split and of test + validation (groups never trained on)
   DFDC crops   `dfdetect evaluate` on the pool's DFDC test crops (source videos never trained on)
-Writes a Markdown report and a JSON file of every number beside it.
+Writes a Markdown report and a JSON file of every number beside it; a model that file already holds is not
+measured again (pass a bundled model by a path of its own, since `default` changes when a model is bundled).
 """
 
 from __future__ import annotations
@@ -41,13 +42,17 @@ def main() -> int:
     parser.add_argument("--models", default="default", help="comma-separated checkpoints")
     parser.add_argument("--real-faces", type=int, default=None, help="scan only the first N held-back real faces")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--fresh", action="store_true", help="measure again models the output JSON already holds")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "source_figures.md")
     args = parser.parse_args()
     from dfdetect.data.manifest import read_manifest
 
     pool = read_manifest(args.pool)
     started = describe_machine()
-    figures = {model: measure(model, pool, args) for model in args.models.split(",")}
+    # Models measured by an earlier run into the same file are kept (accuracy figures do not depend on load).
+    known = json.loads(args.out.with_suffix(".json").read_text()) if args.out.with_suffix(".json").exists() else {}
+    figures = {model: known[model] if model in known and not args.fresh else measure(model, pool, args)
+               for model in args.models.split(",")}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(figures, indent=2, default=float))
     args.out.write_text(report(figures, args, started))
