@@ -103,8 +103,6 @@ def dfdc_clips(detector) -> list[dict]:
 
 def ffpp_clips(detector, pool: pd.DataFrame) -> dict:
     """Every shared FF++ clip scanned, with the pool split its group is in."""
-    from dfdetect.evaluate.metrics import roc_auc
-
     labels = pd.read_csv(SHARED / "ffpp-c23" / "labels.csv", dtype=str)
     ffpp = pool[pool["dataset"] == "ffpp"].drop_duplicates("video").set_index("video")["split"]
     clips = []
@@ -123,12 +121,14 @@ def ffpp_clips(detector, pool: pd.DataFrame) -> dict:
         for method in ("all", *FFPP_METHODS):
             fakes = part[part["label"] == 1] if method == "all" else part[part["method"] == method]
             both = pd.concat([reals, fakes])
-            per[method] = {"auc": _auc(roc_auc, both), "n_real": len(reals), "n_fake": len(fakes)}
+            per[method] = {"auc": _auc(both), "n_real": len(reals), "n_fake": len(fakes)}
         aucs[scope] = per
     return {"auc": aucs, "clips": clips}
 
 
-def _auc(roc_auc, frame: pd.DataFrame):
+def _auc(frame: pd.DataFrame):
+    from dfdetect.evaluate.metrics import roc_auc
+
     if frame["label"].nunique() < 2:
         return None
     return float(roc_auc(frame["label"].to_numpy(), frame["probability"].to_numpy()))

@@ -61,9 +61,9 @@ def sharpness(image: np.ndarray, box) -> float:
     """Variance of the Laplacian of the face region in grey, resized to 128 x 128 (higher is sharper)."""
     import cv2
 
-    height, width = image.shape[:2]
-    x1, y1 = max(0, int(box.x1)), max(0, int(box.y1))
-    x2, y2 = min(width, int(np.ceil(box.x2))), min(height, int(np.ceil(box.y2)))
+    from .faces.crop import BOX_ONLY, crop_region
+
+    x1, y1, x2, y2 = crop_region(box, BOX_ONLY, image.shape[1], image.shape[0])
     if x2 - x1 < 2 or y2 - y1 < 2:
         return 0.0
     grey = cv2.cvtColor(np.ascontiguousarray(image[y1:y2, x1:x2]), cv2.COLOR_RGB2GRAY)

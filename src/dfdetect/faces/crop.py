@@ -65,6 +65,9 @@ class FaceCrop(BaseModel):
         return CropSettings(size=size, margin=self.margin, margin_px=self.margin_px, min_face=self.min_face)
 
 
+BOX_ONLY = CropSettings(margin=0.0)  # the detector's box itself, clipped to the frame
+
+
 def crop_region(box: FaceBox, settings: CropSettings, width: int, height: int) -> tuple[int, int, int, int]:
     """The pixel rectangle (x1, y1, x2, y2), end-exclusive, that crop_face cuts from a width x height image."""
     pad_x = box.width * settings.margin + settings.margin_px
