@@ -4,8 +4,8 @@ A classifier scores any crop it is given, but its score means less on faces unli
 checks, per face, from the frame and the detector's box:
   small        the face's shorter side is far below the training faces' (upscaling invents the texture the
                model reads: DFDC crops came from faces of 63 px at the 1st percentile, 155 px median)
-  blurred      the face region, shrunk to 128 px, has a Laplacian variance below what 98% of the training
-               faces have (motion blur, defocus, heavy smoothing hide blending traces and fake them alike)
+  blurred      the face region, shrunk to 128 px, has a Laplacian variance below what about 98% of the DFDC
+               training crops have (motion blur, defocus, heavy smoothing hide blending traces and fake them alike)
   not frontal  the nose sits far off the line between the eyes (a turned head; needs the detector's
                landmarks, so Haar boxes skip this check)
 A person (track) is unsure when most of its faces fail one check; a video when any person it scored is. The
@@ -24,9 +24,10 @@ SHARPNESS_SIDE = 128  # faces are compared at one size, so that sharpness does n
 
 @dataclass(frozen=True)
 class InputLimits:
-    # About half the 5th percentile of the training faces' side (DFDC 89 px, FF++ 63 px): "far smaller".
+    # About half the 5th percentile of the training faces' width (DFDC 89 px, FF++ 63 px; input_limits.md).
     min_face_px: float = 40.0
-    # Laplacian variance at 128 px: 2nd percentile of DFDC training crops 5.2, of UTKFace 13.2.
+    # Laplacian variance at 128 px: DFDC training crops 4.2 at the 1st percentile and 5.8 at the 2nd, UTKFace
+    # photos 11.1 and 14.1 (benchmarks/results/input_limits.md).
     min_sharpness: float = 5.0
     # |nose - eye midpoint| along the eye line, over the eye distance: ~0-0.15 frontal, above 0.5 in profile.
     max_yaw: float = 0.4
