@@ -115,3 +115,16 @@ def test_pool_cli_writes_a_pool_and_refuses_to_overwrite_an_input(tmp_path, sour
     assert set(read_manifest(out)["dataset"]) == {"dfdc", "ffpp", "real-faces"}
     assert main(["pool", *paths, "--out", str(tmp_path / "ffpp.csv")]) == 2
     assert "is one of the inputs" in capsys.readouterr().err
+
+
+def test_pool_cli_names_an_empty_or_damaged_manifest_in_one_line(tmp_path, capsys):
+    from dfdetect.cli import main
+
+    empty, damaged = tmp_path / "empty.csv", tmp_path / "damaged.csv"
+    empty.write_bytes(b"")
+    damaged.write_bytes(b'path,label\n"unclosed,real\n')
+    for bad in (empty, damaged):
+        assert main(["pool", f"a={bad}", "--out", str(tmp_path / "pool.csv")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: manifest") and bad.name in err[0]
+    assert not (tmp_path / "pool.csv").exists()

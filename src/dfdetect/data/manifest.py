@@ -108,10 +108,15 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
         raise DatasetError(f"manifest {path} does not exist; create it with `dfdetect index DATASET --out {path}`")
     if path.suffix.lower() == ".parquet":
         _need_pyarrow(path)
-        df = pd.read_parquet(path)
-    else:
-        # Everything as text first: FF++ ids such as "000" must not turn into the number 0.
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    try:
+        if path.suffix.lower() == ".parquet":
+            df = pd.read_parquet(path)
+        else:
+            # Everything as text first: FF++ ids such as "000" must not turn into the number 0.
+            df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (ValueError, OSError) as exc:  # pandas' parser errors are ValueErrors: empty or damaged files
+        raise DatasetError(f"manifest {path} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+                           "rebuild it with `dfdetect index`") from None
     for col in FLOAT_COLUMNS:
         if col in df.columns:
             df[col] = pd.to_numeric(df[col], errors="coerce")
