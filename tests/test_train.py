@@ -354,3 +354,15 @@ def test_train_command_prints_the_resolved_recipe(capsys):
     assert command.run(args) == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["data"]["augment"] == "seed002_gridmask" and printed["model"]["arch"] == "xception"
+
+
+def test_time_limit_ends_the_run_after_the_current_epoch_and_still_calibrates(faces_manifest, tmp_path):
+    from dfdetect.train.loop import train
+
+    r = tiny("loso_small", faces_manifest, "model.arch=mobilenetv3_large", "model.pretrained=null",
+             "model.input_size=48", "train.epochs=5", "data.batch_size=8", "train.max_steps_per_epoch=2",
+             "data.max_val_samples=16", "train.time_limit_minutes=0.0001")
+    result = train(r, tmp_path / "run")
+    assert len(result.history) == 1
+    assert result.card.training["stopped_by_time_limit"] is True
+    assert result.model_path.exists() and result.metrics is not None

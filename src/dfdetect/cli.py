@@ -17,6 +17,7 @@ COMMANDS = {
     "extract": "extract face crops from an indexed dataset with a paper's pipeline",
     "train": "train a model from a YAML recipe",
     "evaluate": "evaluate a checkpoint on a manifest of face crops",
+    "calibrate": "refit a model's temperature and thresholds on a manifest split, into a new checkpoint",
     "compare": "compare trained runs in one table",
 }
 

@@ -9,7 +9,7 @@ from typing import Callable
 
 import numpy as np
 
-from .recipe import Recipe
+from .recipe import CalibrationSection, Recipe
 
 
 # A video threshold is fitted only on at least this many several-crop videos of each class; with fewer, person
@@ -25,11 +25,11 @@ class Calibration:
     video_threshold: float | None = None  # for person and video scores, when it could be fitted
 
 
-def calibrate(val: dict, val_rows, recipe: Recipe, log: Callable[[str], None]) -> Calibration:
+def calibrate(val: dict, val_rows, c: CalibrationSection, log: Callable[[str], None]) -> Calibration:
+    """Temperature and threshold from the validation logits (`validate`'s dict) and their manifest rows."""
     from ..evaluate.calibration import apply_temperature, choose_threshold, fit_temperature
     from ..evaluate.metrics import MetricUndefinedError, compute_metrics
 
-    c = recipe.calibration
     logits, labels = val["logits"], val["labels"].astype(np.int64)
     temperature = fit_temperature(logits, labels) if c.fit_temperature else 1.0
     probs = apply_temperature(logits, temperature)
@@ -39,6 +39,8 @@ def calibrate(val: dict, val_rows, recipe: Recipe, log: Callable[[str], None]) -
         log(f"threshold rule {c.threshold!r} needs both classes ({exc}); using 0.5")
         threshold = 0.5
     rows = val_rows.iloc[val["indices"]]
+    if c.max_real_fpr is not None:
+        threshold = bound_false_alarms(rows, labels, probs, threshold, c, log)
     methods = rows["method"].astype(str).tolist() if "method" in rows.columns else None
     levels = {"frame": compute_metrics(labels, probs, threshold, groups=methods)}
     per_source = _per_source(rows, labels, probs, threshold)
@@ -51,6 +53,43 @@ def calibrate(val: dict, val_rows, recipe: Recipe, log: Callable[[str], None]) -
         levels["video"] = compute_metrics(videos["label"].to_numpy(), videos["prob"].to_numpy(),
                                           threshold if video_threshold is None else video_threshold)
     return Calibration(float(temperature), float(threshold), levels, video_threshold)
+
+
+def bound_false_alarms(rows, labels, probs, threshold: float, c: CalibrationSection,
+                       log: Callable[[str], None]) -> float:
+    """The threshold, raised where needed so that no group of real people (CalibrationSection's
+    max_real_fpr, min_group_people, fpr_groups) has more than `max_real_fpr` of its reals called fake."""
+    raised, binding = threshold, None
+    for name, reals in real_groups(rows, labels, c.fpr_groups, c.min_group_people).items():
+        scores = np.sort(probs[reals])[::-1]
+        allowed = int(np.floor(c.max_real_fpr * len(scores)))  # false alarms the group may have
+        if allowed < len(scores) and scores[allowed] >= raised:
+            raised, binding = float(np.nextafter(scores[allowed], 1.0)), name
+    if binding is not None:
+        log(f"threshold raised from {threshold:.4f} to {raised:.4f} so that at most {c.max_real_fpr:.0%} of the "
+            f"validation reals of every group are called fake (binding group: {binding})")
+    return raised
+
+
+def real_groups(rows, labels, kinds, min_people: int) -> dict[str, np.ndarray]:
+    """Masks of the real rows per group of each kind ("source": the manifest's `dataset`; "age_band", "gender",
+    "ethnicity" from its age / gender / race columns) that holds at least `min_people` distinct people (the
+    manifest's `group`: a person or a source video)."""
+    from ..evaluate.fairness import describe_people
+
+    real = labels == 0
+    people = rows["group"].astype(str).to_numpy() if "group" in rows.columns else np.arange(len(rows)).astype(str)
+    columns = {}
+    if "source" in kinds and "dataset" in rows.columns:
+        columns["source"] = rows["dataset"].astype(str).to_numpy()
+    if {"age", "gender", "race"} & set(rows.columns):
+        described = describe_people(rows)
+        columns.update({kind: described[kind].astype(str).to_numpy() for kind in kinds if kind != "source"})
+    groups = {}
+    for kind, values in columns.items():
+        for value in sorted(set(values[real]) - {"unknown", "nan"}):
+            groups[f"{kind} {value}"] = real & (values == value)
+    return {name: mask for name, mask in groups.items() if len(set(people[mask])) >= min_people}
 
 
 def _per_source(rows, labels, probs, threshold) -> dict | None:
@@ -99,11 +138,11 @@ def _video_threshold(videos, rule, log: Callable[[str], None]) -> float | None:
     return float(choose_threshold(several["label"].to_numpy(), several["prob"].to_numpy(), rule))
 
 
-def card_metrics(recipe: Recipe, metrics: dict | None) -> dict:
+def card_metrics(split: str | None, metrics: dict | None) -> dict:
     """The validation figures a final model card carries."""
     if metrics is None:
         return {}
-    out = {"split": recipe.data.val_split, "level": "frame"}
+    out = {"split": split, "level": "frame"}
     out.update({k: metrics.get(k) for k in ("n", "auc", "accuracy", "log_loss", "eer", "ece",
                                             "sensitivity", "specificity", "f1")})
     if metrics.get("per_source"):

@@ -84,6 +84,8 @@ class Trainer:
         self.history: list[dict] = []
         self.stopped_early: list[str] = []
         self.best_epochs: dict[str, int | None] = {}
+        self.started = time.perf_counter()
+        self.out_of_time = False
 
     # ----- setup
 
@@ -138,8 +140,11 @@ class Trainer:
             if start_stage >= len(stages):
                 self._log("every stage of this run had finished: only the final calibration and report are "
                           "redone (to train further, start a new run with model.init_from=RUN_DIR/model)")
+        self.started = time.perf_counter()
         try:
             for index in range(start_stage, len(stages)):
+                if self._out_of_time():
+                    break
                 stage_state = state if (state is not None and index == start_stage) else None
                 global_epoch = self._run_stage(index, stages[index], global_epoch, stage_state)
         except KeyboardInterrupt:
@@ -148,6 +153,15 @@ class Trainer:
         finally:
             self.history_log.close()
         return self._finish()
+
+    def _out_of_time(self) -> bool:
+        limit = self.recipe.train.time_limit_minutes
+        if limit is None or time.perf_counter() - self.started < limit * 60:
+            return False
+        if not self.out_of_time:
+            self.out_of_time = True
+            self._log(f"time limit of {limit:g} minutes reached: no further epochs")
+        return True
 
     def _stage_early_stopping(self, stage: StageSection) -> EarlyStoppingSection:
         return stage.early_stopping or self.recipe.train.early_stopping
@@ -183,7 +197,7 @@ class Trainer:
         step = self._step_context()
 
         stopped = False
-        while stage_epoch < stage.epochs and not stopped:
+        while stage_epoch < stage.epochs and not stopped and not self._out_of_time():
             epoch_start = time.perf_counter()
             lr = optimizer.param_groups[0]["lr"]
             self.data.set_epoch(r.train.seed, global_epoch)
@@ -295,14 +309,14 @@ class Trainer:
         from ..models import load_card, save_checkpoint
 
         val = self._validate()
-        cal = calibrate(val, self.data.val_rows, self.recipe, self._log) if val is not None else None
+        cal = calibrate(val, self.data.val_rows, self.recipe.calibration, self._log) if val is not None else None
         metrics = cal.levels["frame"] if cal is not None else None
         if not self.dist.is_main:
             return TrainResult(self.run_dir, None, None, self.history, metrics, self.stopped_early)
         temperature, threshold = (cal.temperature, cal.threshold) if cal is not None else (1.0, 0.5)
-        card = self._card(card_metrics(self.recipe, metrics), temperature, threshold, extra={
+        card = self._card(card_metrics(self.recipe.data.val_split, metrics), temperature, threshold, extra={
             "epochs_run": len(self.history), "stopped_early": self.stopped_early, "best_epochs": self.best_epochs,
-            "threshold_rule": self.recipe.calibration.threshold,
+            "stopped_by_time_limit": self.out_of_time, "threshold_rule": self.recipe.calibration.threshold,
         }, video_threshold=cal.video_threshold if cal is not None else None)
         weights_path, _ = save_checkpoint(self.model, card, self.run_dir / "model")
         card = load_card(self.run_dir / "model")

@@ -160,6 +160,9 @@ class TrainSection(_Section):
     grad_clip_norm: float | None = Field(None, gt=0)
     seed: int = 0
     max_steps_per_epoch: int | None = Field(None, ge=1, description="cap for quick runs and tests")
+    # Wall-clock budget: no new epoch starts once this many minutes have passed since the run (or its
+    # resumption) began; the run then calibrates and writes its model as if the stages had ended.
+    time_limit_minutes: float | None = Field(None, gt=0)
     early_stopping: EarlyStoppingSection = Field(default_factory=EarlyStoppingSection)
     keep_epoch_checkpoints: bool = False
     tensorboard: bool = True  # used when the tensorboard package is installed
@@ -178,6 +181,14 @@ class CalibrationSection(_Section):
     fit_temperature: bool = True
     # A probability, or a rule applied to the (calibrated) validation scores.
     threshold: float | str = 0.5
+    # A bound on false alarms: the threshold is raised (never lowered) until at most this share of the
+    # validation reals is called fake in every group of at least `min_group_people` real people, the groups
+    # being the values of `fpr_groups`: each source, and each age band, gender and ethnicity where the
+    # manifest records them.
+    max_real_fpr: float | None = Field(None, gt=0, lt=1)
+    min_group_people: int = Field(40, ge=1)
+    fpr_groups: list[Literal["source", "age_band", "gender", "ethnicity"]] = Field(
+        default_factory=lambda: ["source", "age_band", "gender", "ethnicity"], min_length=1)
 
     @field_validator("threshold", mode="before")
     @classmethod
