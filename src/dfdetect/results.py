@@ -58,6 +58,8 @@ class ScanResult(BaseModel):
     aggregation: str = ""
     detector: str = ""
     frames_sampled: int = 0
+    # The frames the sampling rule asked of this input; more than frames_sampled when the file is cut short.
+    frames_asked: int = 0
     tracks: list[TrackResult] = Field(default_factory=list)
     media: MediaSummary | None = None
     model: ModelSummary | None = None
@@ -72,17 +74,24 @@ class ScanResult(BaseModel):
     def ok(self) -> bool:
         return self.verdict != "error"
 
+    @property
+    def frames_short(self) -> bool:
+        """Fewer frames could be read than the sampling asked for (a truncated or damaged video)."""
+        return self.frames_sampled < self.frames_asked
+
     def summary_line(self) -> str:
         name = Path(self.path).name
         if self.verdict == "error":
             return f"{name}: error: {self.error}"
+        short = (f" WARNING: only {self.frames_sampled} of {self.frames_asked} frames could be read (cut short or "
+                 "damaged)" if self.frames_short else "")
         if self.verdict == "no_face":
-            return f"{name}: no_face (no face found in {self.frames_sampled} sampled frames)"
+            return f"{name}: no_face (no face found in {self.frames_sampled} sampled frames)" + short
         people = len(self.tracks)
         return (f"{name}: {self.verdict.upper()} p(fake)={self.probability:.3f} "
                 f"({people} {'person' if people == 1 else 'people'}, {self.frames_sampled} frames, "
                 f"{self.timings.get('total_s', 0):.1f}s)"
-                + (f" UNSURE: {'; '.join(self.unsure_reasons)}" if self.unsure else ""))
+                + (f" UNSURE: {'; '.join(self.unsure_reasons)}" if self.unsure else "") + short)
 
     def to_json(self, indent: int | None = 2) -> str:
         return self.model_dump_json(indent=indent)
@@ -120,6 +129,13 @@ class ScanBatch(BaseModel):
 
 def write_report(results: Iterable[ScanResult], path: str | Path) -> Path:
     """A Markdown report a person reads: one line per item, then each person's score and sightings."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, report_text(results))
+    return path
+
+
+def report_text(results: Iterable[ScanResult]) -> str:
     from . import __version__
 
     results = list(results)
@@ -147,10 +163,7 @@ def write_report(results: Iterable[ScanResult], path: str | Path) -> Path:
             probs = [f.probability for f in t.faces]
             lines.append(f"| {t.track_id} | {t.verdict} | {t.probability:.3f} | {len(t.faces)} | "
                          f"{min(times):.1f} - {max(times):.1f} | {min(probs):.3f} - {max(probs):.3f} |")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, "\n".join(lines) + "\n")
-    return path
+    return "\n".join(lines) + "\n"
 
 
 def write_json(results: Iterable[ScanResult], path: str | Path) -> Path:
@@ -182,25 +195,51 @@ def write_csv(results: Iterable[ScanResult], path: str | Path) -> Path:
 
 class ResultFiles:
     """Results written as a batch goes: CSV rows appended per item, the JSON file rewritten at most every
-    `json_interval_s` seconds and on exit (also on Ctrl-C), so a long batch costs linear I/O and an
-    interruption loses nothing that finished."""
+    `json_interval_s` seconds and on exit (also on Ctrl-C or SIGTERM), so a long batch costs linear I/O and an
+    interruption loses nothing that finished.
+
+    `claim()` checks and locks the files before any work (outputs.HeldFile), so that a wrong path fails in
+    a second rather than after the model loads, and two runs never write one file; entering the context
+    starts writing them; files claimed but never started are left as they were."""
 
     def __init__(self, json_path: str | Path | None = None, csv_path: str | Path | None = None,
                  json_interval_s: float = 5.0, report_path: str | Path | None = None):
-        self.report_path = Path(report_path) if report_path else None
-        self.json_path = Path(json_path) if json_path else None
-        self.csv_path = Path(csv_path) if csv_path else None
+        from .outputs import HeldFile
+
+        named = {"--json": json_path, "--csv": csv_path, "--report": report_path}
+        self.held = {option: HeldFile(path, option) for option, path in named.items() if path}
         self.json_interval_s = json_interval_s
         self.results: list[ScanResult] = []
         self._csv = None
         self._last_json = 0.0
+        self._claimed = False
+
+    def claim(self, inputs: Iterable[str | Path] = ()) -> "ResultFiles":
+        from .outputs import check_outputs
+
+        check_outputs({option: held.path for option, held in self.held.items()}, inputs)
+        try:
+            for held in self.held.values():
+                held.acquire()
+        except BaseException:
+            self.release()
+            raise
+        self._claimed = True
+        return self
+
+    def release(self) -> None:
+        for held in self.held.values():
+            held.release()
 
     def __enter__(self) -> "ResultFiles":
-        if self.csv_path:
-            self.csv_path.parent.mkdir(parents=True, exist_ok=True)
-            self._csv = open(self.csv_path, "w", newline="")
+        if not self._claimed:
+            self.claim()
+        if "--csv" in self.held:
+            self._csv = self.held["--csv"].open_for_appending()
             self._writer = csv.DictWriter(self._csv, fieldnames=CSV_COLUMNS)
             self._writer.writeheader()
+        if "--json" in self.held:  # from the start a valid (empty) batch, not yesterday's results
+            self._write_json()
         return self
 
     def add(self, result: ScanResult) -> None:
@@ -210,17 +249,28 @@ class ResultFiles:
         if self._csv:
             self._writer.writerows(result.csv_rows())
             self._csv.flush()
-        if self.json_path and time.monotonic() - self._last_json >= self.json_interval_s:
-            write_json(self.results, self.json_path)
-            self._last_json = time.monotonic()
+        if "--json" in self.held and time.monotonic() - self._last_json >= self.json_interval_s:
+            self._write_json()
+
+    def _write_json(self) -> None:
+        import time
+
+        from . import __version__
+
+        batch = ScanBatch(dfdetect_version=__version__, results=self.results)
+        self.held["--json"].replace(batch.model_dump_json(indent=2) + "\n")
+        self._last_json = time.monotonic()
 
     def __exit__(self, *exc) -> None:
-        if self._csv:
-            self._csv.close()
-        if self.json_path:
-            write_json(self.results, self.json_path)
-        if self.report_path:
-            write_report(self.results, self.report_path)
+        try:
+            if self._csv:
+                self._csv.close()
+            if "--json" in self.held:
+                self._write_json()
+            if "--report" in self.held:
+                self.held["--report"].replace(report_text(self.results))
+        finally:
+            self.release()
 
 
 def _atomic_write(path: Path, text: str) -> None:

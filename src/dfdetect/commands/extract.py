@@ -51,6 +51,7 @@ def run(args) -> int:
         overrides["balance"] = False
     preset = get_preset(args.preset, **overrides)
     _check_sampling(preset)
+    _check_out(args.out, args.dataset)
     try:
         summary = run_extraction(
             args.dataset, args.out, preset, workers=args.workers, device=args.device, limit=args.limit,
@@ -66,6 +67,20 @@ def run(args) -> int:
         print(line)
     print(f"log of every video: {args.out}/extract_log.jsonl; crops listed in {args.out}/manifest.csv")
     return 0 if summary.errors == 0 else 1
+
+
+def _check_out(out: str, dataset: str) -> None:
+    """OUT gets crops/, manifest.csv and a log: never the dataset folder, nor a folder inside it where the
+    dataset's own files could be overwritten."""
+    from pathlib import Path
+
+    from ..errors import ConfigError
+    from ..outputs import check_writable_folder, file_key
+
+    check_writable_folder(Path(out), "OUT")
+    if file_key(out) == file_key(dataset) or (Path(dataset).is_file() and file_key(Path(out) / "manifest.csv")
+                                               == file_key(dataset)):
+        raise ConfigError(f"OUT {out} is the dataset itself (or holds its manifest); choose another output folder")
 
 
 def _check_sampling(preset) -> None:

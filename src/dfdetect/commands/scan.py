@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..outputs import file_key
+
 EXIT_OK, EXIT_ITEM_FAILED = 0, 1
 
 
@@ -43,36 +45,66 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from tqdm import tqdm
-
     from ..api import Detector
     from ..media import collect_inputs
     from ..results import ResultFiles
 
-    paths = collect_inputs(args.paths)
+    unreadable: list[str] = []
+    paths = collect_inputs(args.paths, problems=unreadable)
+    for problem in unreadable:
+        print(f"warning: {problem}", file=sys.stderr)
     if not paths:
         print("error: no video or image files found in the given folders", file=sys.stderr)
         return EXIT_ITEM_FAILED
-    detector = Detector.load(args.model, device=args.device, sampling=args.frames, detector=args.detector,
-                             threshold=args.threshold, aggregation=args.aggregation, tta=args.tta,
-                             batch_size=args.batch_size)
+    # Every output is checked and held before the model loads: a wrong path costs a second, not a scan.
+    _check_annotate_target(args.annotate, paths)
+    files = ResultFiles(json_path=args.json, csv_path=args.csv, report_path=args.report).claim(inputs=paths)
+    try:
+        detector = Detector.load(args.model, device=args.device, sampling=args.frames, detector=args.detector,
+                                 threshold=args.threshold, aggregation=args.aggregation, tta=args.tta,
+                                 batch_size=args.batch_size)
+    except BaseException:
+        files.release()
+        raise
     for warning in detector.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    results, annotated = [], set()
-    bar = tqdm(paths, desc="scanning", unit="file", disable=args.quiet or len(paths) == 1, file=sys.stderr)
-    with ResultFiles(json_path=args.json, csv_path=args.csv, report_path=args.report) as files:  # an interrupted batch keeps its results
-        for path in bar:
-            result = _scan_with_progress(detector, path, show=not args.quiet and sys.stderr.isatty())
-            results.append(result)
-            files.add(result)
-            if args.annotate and result.verdict in ("fake", "real", "no_face"):
-                _annotate(result, Path(args.annotate), single=len(paths) == 1, taken=annotated)
-            bar.write(result.summary_line(), file=sys.stdout)
+    with files:  # an interrupted batch keeps its results
+        results = _scan_all(detector, paths, files, args)
     failed = [r for r in results if r.verdict in ("error", "no_face")]
     if len(results) > 1:
         counts = {v: sum(r.verdict == v for r in results) for v in ("fake", "real", "no_face", "error")}
-        print("summary: " + ", ".join(f"{n} {v}" for v, n in counts.items()))
-    return EXIT_ITEM_FAILED if failed else EXIT_OK
+        short = sum(r.frames_short for r in results)
+        print("summary: " + ", ".join(f"{n} {v}" for v, n in counts.items())
+              + (f"; {short} with fewer frames read than asked" if short else ""))
+    return EXIT_ITEM_FAILED if failed or unreadable else EXIT_OK
+
+
+def _scan_all(detector, paths: list[Path], files, args) -> list:
+    from tqdm import tqdm
+
+    results = []
+    annotated = {file_key(p) for p in paths}  # an annotated copy never takes an input's name
+    bar = tqdm(paths, desc="scanning", unit="file", disable=args.quiet or len(paths) == 1, file=sys.stderr)
+    for path in bar:
+        result = _scan_with_progress(detector, path, show=not args.quiet and sys.stderr.isatty())
+        results.append(result)
+        files.add(result)
+        if args.annotate and result.verdict in ("fake", "real", "no_face"):
+            _annotate(result, Path(args.annotate), single=len(paths) == 1, taken=annotated)
+        bar.write(result.summary_line(), file=sys.stdout)
+    return results
+
+
+def _check_annotate_target(annotate: str | None, paths: list[Path]) -> None:
+    from ..outputs import check_outputs, check_writable_folder
+
+    if not annotate:
+        return
+    target = Path(annotate)
+    if len(paths) == 1 and target.suffix:
+        check_outputs({"--annotate": target}, paths)
+    else:
+        check_writable_folder(target, "--annotate")
 
 
 def _scan_with_progress(detector, path: Path, show: bool):
@@ -89,6 +121,12 @@ def _scan_with_progress(detector, path: Path, show: bool):
         return detector.scan(path, on_progress=advance)
 
 
+def _path_key(path: Path) -> tuple:
+    import os
+
+    return ("path", os.path.realpath(path))
+
+
 def _annotate(result, target: Path, single: bool, taken: set) -> None:
     from ..errors import DfdetectError
 
@@ -99,10 +137,10 @@ def _annotate(result, target: Path, single: bool, taken: set) -> None:
         suffix = "_annotated.mp4" if kind == "video" else "_annotated.png"
         out = target / (Path(result.path).stem + suffix)
         n = 1
-        while out in taken:  # the same file name in two input folders: keep both
+        while file_key(out) in taken or _path_key(out) in taken:  # a name met twice, or an input's: keep both
             n += 1
             out = target / f"{Path(result.path).stem}_{n}{suffix}"
-        taken.add(out)
+        taken.add(_path_key(out))
     try:
         result.render(out)
         print(f"  annotated: {out}")
