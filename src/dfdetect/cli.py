@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 
 from . import __version__
@@ -41,14 +42,36 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(selected if selected in COMMANDS else None).parse_args(argv)
     from .errors import DfdetectError
 
+    previous = _stop_on_sigterm()
     try:
         return int(args._run(args) or 0)
     except DfdetectError as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (kill, a job scheduler, a container stop) takes the same path as Ctrl-C, so that finished
+    results are written and workers are shut down."""
+
+
+def _stop_on_sigterm():
+    def stop(signum, frame):
+        raise Terminated()
+
+    try:
+        return signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread (embedded use): leave the signal alone
+        return None
 
 
 def one_line(exc: Exception) -> str:
