@@ -497,6 +497,29 @@ def test_collect_inputs(tmp_path):
     assert collect_inputs([]) == []
 
 
+def test_collect_inputs_skips_what_it_cannot_list_and_says_so(tmp_path, monkeypatch):
+    for name in ("ok/a.mp4", "locked/b.mp4"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    real_scandir = os.scandir
+
+    def scandir(path="."):  # as for a folder without read permission (root would read it anyway)
+        if Path(path).name == "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    problems: list[str] = []
+    long_name = tmp_path / ("x" * 300 + ".mp4")
+
+    found = collect_inputs([tmp_path, long_name], problems=problems)
+
+    assert found == [tmp_path / "ok/a.mp4", long_name]  # the long name gets its own error when scanned
+    assert problems == [f"skipped folder {tmp_path / 'locked'}: Permission denied"]
+    with pytest.raises(MediaError, match="File name too long"):
+        probe(long_name)
+
+
 # --------------------------------------------------------------------------------------------------
 # writing, and the sample clip
 # --------------------------------------------------------------------------------------------------
