@@ -238,3 +238,27 @@ def test_result_files_survive_an_interrupted_batch(detector, astronaut, tmp_path
             raise KeyboardInterrupt
     assert [r.verdict for r in read_json(json_path)][1] == "error"
     assert len(csv_path.read_text().splitlines()) == 1 + len(read_json(json_path)[0].tracks[0].faces) + 1
+
+
+def test_a_video_cut_short_gets_its_verdict_with_a_warning(detector, dfdc_videos, tmp_path):
+    import av
+
+    source = next(p for p in dfdc_videos if p.stem == "bfkzrgovsv")
+    whole = tmp_path / "faststart.mp4"  # the index first, so that a cut file still opens
+    with av.open(str(source)) as inp, av.open(str(whole), "w", options={"movflags": "+faststart"}) as out:
+        stream = out.add_stream_from_template(inp.streams.video[0])
+        for packet in inp.demux(inp.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.3)])
+
+    result = detector.scan(cut)
+    complete = detector.scan(whole)
+
+    assert result.verdict in ("fake", "real") and result.frames_asked == 8 and result.frames_sampled < 8
+    assert any(f"of 8 sampled frames could be read" in w for w in result.warnings)
+    assert "WARNING: only" in result.summary_line()
+    assert complete.frames_sampled == complete.frames_asked == 8 and not complete.frames_short
+    assert complete.warnings == [] and "WARNING" not in complete.summary_line()

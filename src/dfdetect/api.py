@@ -23,6 +23,10 @@ UNTRAINED_WARNING = (
 )
 
 
+SHORT_READ_WARNING = ("only {read} of {asked} sampled frames could be read (the video is cut short or damaged); "
+                      "the verdict rests on those")
+
+
 @dataclass
 class ScanOptions:
     sampling: str = "32"            # "32" frames | "every:5" | "fps:2" | "all"
@@ -118,16 +122,18 @@ class Detector:
         tracks = filter_tracks(build_tracks(detections), n_frames=len(detections),
                                min_fraction=self.options.min_track_fraction)
         threshold = self.video_threshold if info.kind == "video" else self.threshold
+        asked = self._frames_asked(info)
+        short = [SHORT_READ_WARNING.format(read=len(detections), asked=asked)] if len(detections) < asked else []
         base = dict(
             path=str(path), threshold=threshold, aggregation=self.aggregation.name,
-            detector=self.detector_name, frames_sampled=len(detections), timings=timings,
+            detector=self.detector_name, frames_sampled=len(detections), frames_asked=asked, timings=timings,
             media=MediaSummary(kind=info.kind, width=info.width, height=info.height, fps=info.fps or 0.0,
                                frame_count=info.frame_count, duration_s=info.duration_s or 0.0,
                                rotation=info.rotation),
             model=ModelSummary(name=self.card.name, arch=self.card.arch,
                                trained_for_deepfakes=self.card.trained_for_deepfakes,
                                temperature=self.card.temperature),
-            warnings=list(self.warnings),
+            warnings=list(self.warnings) + short,
         )
         if not tracks:
             return ScanResult(verdict="no_face", **base)
@@ -149,6 +155,21 @@ class Detector:
         reasons = _video_unsure_reasons(track_results)
         return ScanResult(verdict=verdict(video_p, threshold), probability=video_p, tracks=track_results,
                           unsure=bool(reasons), unsure_reasons=reasons, **base)
+
+    def _frames_asked(self, info) -> int:
+        """How many frames the sampling rule asks of this video, by its header; a video that yields fewer
+        is cut short or damaged. Open-ended rules on an estimated length are not held to it."""
+        from .media import sample_indices
+
+        if info.kind != "video" or (info.frame_count_estimated and not self.sampling.needs_frame_count):
+            return 0
+        # Headers often count one frame too many; evenly spaced samples never land on the last one, and
+        # for the open-ended rules that frame is not held against the video.
+        frame_count = info.frame_count - (0 if self.sampling.needs_frame_count else 1)
+        try:
+            return len(sample_indices(frame_count, info.fps, self.sampling))
+        except DfdetectError:
+            return 0
 
     def _detect_and_score_faces(self, path: Path, timings: dict,
                                 on_time: Callable[[float], None] | None = None) -> tuple[list, dict, dict]:
