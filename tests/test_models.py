@@ -138,6 +138,7 @@ def test_invalid_or_missing_card(default_copy, tmp_path):
     ("num_classes", 3, "invalid model card"),
     ("temperature", -2.0, "invalid model card"),
     ("threshold", 7.0, "invalid model card"),
+    ("std", [0.229, 0.0, 0.225], "invalid model card"),
 ])
 def test_card_facts_that_are_false_are_refused(default_copy, field, value, message):
     card_path = default_copy.with_suffix(".json")
@@ -146,6 +147,14 @@ def test_card_facts_that_are_false_are_refused(default_copy, field, value, messa
     card_path.write_text(json.dumps(card))
     with pytest.raises(CheckpointError, match=message):
         load_checkpoint(default_copy)
+
+
+def test_no_model_or_an_unknown_name_says_what_exists():
+    for empty in ("", "  "):
+        with pytest.raises(CheckpointError, match="no model given.*default"):
+            load_checkpoint(empty)
+    with pytest.raises(CheckpointError, match="no model named 'defualt'; bundled models: default"):
+        load_checkpoint("defualt")
 
 
 def test_dotted_checkpoint_names_keep_their_dots(tmp_path):

@@ -354,3 +354,28 @@ def test_train_command_prints_the_resolved_recipe(capsys):
     assert command.run(args) == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["data"]["augment"] == "seed002_gridmask" and printed["model"]["arch"] == "xception"
+
+
+def test_resuming_from_a_state_that_is_a_pickle_is_refused_without_running_it(tmp_path):
+    import pickle
+
+    from dfdetect.errors import CheckpointError
+    from dfdetect.train.checkpoints import Checkpoints
+
+    (tmp_path / "checkpoints").mkdir()
+    marker = tmp_path / "ran"
+    # Unpickling this would create the marker file.
+    (tmp_path / "checkpoints" / "state.pt").write_bytes(pickle.dumps(_Creates(marker)))
+    recipe = load_recipe(CONFIGS / "seed003_efficientnet_b0.yaml")
+
+    with pytest.raises(CheckpointError, match="cannot resume from .*state.pt.*refused without running"):
+        Checkpoints(tmp_path, recipe).load_state(resume=True)
+    assert not marker.exists()
+
+
+class _Creates:
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))

@@ -6,7 +6,7 @@ import hashlib
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -31,7 +31,7 @@ class ModelCard(BaseModel):
     num_classes: Literal[1, 2] = 1
     input_size: int = Field(gt=0)
     mean: tuple[float, float, float]
-    std: tuple[float, float, float]
+    std: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]]
     crop: CropCard = Field(default_factory=CropCard)
     threshold: float = Field(0.5, ge=0.0, le=1.0)
     # For person and video scores (a mean over faces) when fitted apart from the face threshold; None: the same.
@@ -52,6 +52,8 @@ class ModelCard(BaseModel):
 
 def resolve(path_or_name: str | Path) -> tuple[Path, Path]:
     """(weights, card) paths for a bundled name ("default"), a .safetensors/.json path, or a stem."""
+    if not str(path_or_name).strip():
+        raise CheckpointError(f"no model given; name a bundled model ({', '.join(NAMED_MODELS)}) or a checkpoint path")
     base = NAMED_MODELS.get(str(path_or_name), Path(path_or_name))
     if base.suffix in (".safetensors", ".json"):
         base = base.with_suffix("")
@@ -88,6 +90,9 @@ def save_checkpoint(model, card: ModelCard, path: str | Path, half: bool = False
 def load_card(path_or_name: str | Path) -> ModelCard:
     _, card_path = resolve(path_or_name)
     if not card_path.is_file():
+        if not any(sep in str(path_or_name) for sep in "/\\.") and not Path(path_or_name).exists():
+            raise CheckpointError(f"no model named {str(path_or_name)!r}; bundled models: {', '.join(NAMED_MODELS)} "
+                                  "(or give a checkpoint path)")
         raise CheckpointError(f"model card not found: {card_path} (a checkpoint is a .safetensors file plus its .json card)")
     try:
         return ModelCard.model_validate(json.loads(card_path.read_text()))
