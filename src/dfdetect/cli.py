@@ -39,6 +39,8 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     selected = next((a for a in argv if not a.startswith("-")), None)
+    if selected is not None and selected not in COMMANDS:
+        return _unknown_command(selected)
     args = build_parser(selected if selected in COMMANDS else None).parse_args(argv)
     from .errors import DfdetectError
 
@@ -72,6 +74,15 @@ def _stop_on_sigterm():
         return signal.signal(signal.SIGTERM, stop)
     except ValueError:  # not the main thread (embedded use): leave the signal alone
         return None
+
+
+def _unknown_command(name: str) -> int:
+    import difflib
+
+    close = difflib.get_close_matches(name, COMMANDS, n=1, cutoff=0.6)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    print(f"dfdetect: error: unknown command '{name}'; {hint}commands: {', '.join(COMMANDS)}", file=sys.stderr)
+    return 2
 
 
 def one_line(exc: Exception) -> str:

@@ -7,7 +7,10 @@ import sys
 
 def add_arguments(parser) -> None:
     from ..data.extract import PRESETS
+    from ..devices import device_option
     from ..faces.detect import DETECTORS
+    from ..media.sampling import SAMPLING_HELP, FrameSampling
+    from .options import add_quiet
 
     presets = "; ".join(f"{name}: {PRESETS.get(name).description}" for name in PRESETS.names())
     gpu_detectors = [name for name in DETECTORS.names() if "cuda" in DETECTORS.get(name).device_types]
@@ -16,12 +19,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--preset", default="train", choices=PRESETS.names(), help=presets)
     parser.add_argument("--workers", type=int, default=None,
                         help="worker processes (default: min(4, CPU count); 0 or 1: in this process)")
-    parser.add_argument("--device", default="auto", help=f"detector device: auto (GPU when there is one), cpu, cuda; "
+    parser.add_argument("--device", default="auto", type=device_option, help=f"detector device: auto (GPU when there is one), cpu, cuda; "
                         f"only {', '.join(gpu_detectors)} can use a GPU, the others run on the CPU")
     parser.add_argument("--limit", type=int, default=None, help="extract only the first N videos (whole groups first)")
     parser.add_argument("--size", type=int, default=None, help="crop side in pixels (default 224)")
-    parser.add_argument("--frames", default=None,
-                        help="frame sampling for every video instead of the preset's: N, every:N, random:N or all")
+    parser.add_argument("--frames", default=None, type=FrameSampling.option, metavar="SPEC",
+                        help=f"frame sampling for every video instead of the preset's: {SAMPLING_HELP}")
     parser.add_argument("--max-frames", type=int, default=None, help="read only the first N frames of each video")
     parser.add_argument("--detect-side", type=int, default=None,
                         help="shrink frames to this long side for detection (crops still come from full frames)")
@@ -34,7 +37,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-balance", action="store_true", help="train preset: keep every fake video")
     parser.add_argument("--retry-skipped", action="store_true", help="try again the videos skipped as unreadable")
     parser.add_argument("--restart", action="store_true", help="discard OUT's earlier results and start over")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_quiet(parser)
 
 
 def run(args) -> int:
@@ -55,7 +58,7 @@ def run(args) -> int:
     try:
         summary = run_extraction(
             args.dataset, args.out, preset, workers=args.workers, device=args.device, limit=args.limit,
-            retry_skipped=args.retry_skipped, restart=args.restart, progress=not args.no_progress,
+            retry_skipped=args.retry_skipped, restart=args.restart, progress=not args.quiet,
             log=lambda line: print(line, file=sys.stderr),
         )
     except KeyboardInterrupt:

@@ -20,28 +20,29 @@ def _positive_int(text: str) -> int:
 
 
 def add_arguments(p) -> None:
+    from ..devices import DEVICE_FORMS, device_option
     from ..faces.detect import DETECTORS
-    from ..scoring import AGGREGATORS, DEFAULT_AGGREGATION
+    from ..media.sampling import SAMPLING_HELP, FrameSampling
+    from ..scoring import DEFAULT_AGGREGATION
+    from .options import add_aggregation, add_quiet, add_tta, threshold_option
 
-    aggregations = "; ".join(f"{name}: {AGGREGATORS.get(name).description}".replace("%", "%%") for name in AGGREGATORS.names())
     p.add_argument("paths", nargs="+", metavar="PATH", help="video or image files, or folders (searched recursively)")
     p.add_argument("--model", default="default", help="bundled model name or checkpoint path (default: %(default)s)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: %(default)s)")
-    p.add_argument("--frames", default="32", metavar="SPEC",
-                   help="frames to sample from a video: N evenly spaced, every:K, fps:R or all (default: %(default)s)")
+    p.add_argument("--device", default="auto", type=device_option, help=f"{DEVICE_FORMS} (default: %(default)s)")
+    p.add_argument("--frames", default="32", metavar="SPEC", type=FrameSampling.option,
+                   help=f"frames to sample from a video: {SAMPLING_HELP} (default: %(default)s)")
     p.add_argument("--detector", default=None, choices=DETECTORS.names(), help="face detector (default: the model's)")
-    p.add_argument("--threshold", type=float, default=None, help="p(fake) at or above which a face is fake "
-                   "(default: the model card's)")
-    p.add_argument("--aggregation", default=DEFAULT_AGGREGATION, choices=AGGREGATORS.names(),
-                   help=f"how face scores become one per person and per video (default: %(default)s). {aggregations}")
-    p.add_argument("--tta", action="store_true", help="also score horizontally flipped faces")
+    p.add_argument("--threshold", type=threshold_option(("card",)), default="card",
+                   help="p(fake) at or above which a face is fake, or 'card': the model card's (default)")
+    add_aggregation(p, DEFAULT_AGGREGATION, "how face scores become one per person and per video")
+    add_tta(p)
     p.add_argument("--batch-size", type=_positive_int, default=32, help="faces per forward pass")
     p.add_argument("--json", metavar="FILE", help="write all results as JSON")
     p.add_argument("--csv", metavar="FILE", help="write one row per face (and per failed item) as CSV")
     p.add_argument("--report", metavar="FILE", help="write a Markdown report: verdicts, people, sightings")
     p.add_argument("--annotate", metavar="OUT", help="write the input with red/green face boxes: a file for one "
                    "input, else a folder")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(p)
 
 
 def run(args) -> int:
@@ -61,7 +62,8 @@ def run(args) -> int:
     files = ResultFiles(json_path=args.json, csv_path=args.csv, report_path=args.report).claim(inputs=paths)
     try:
         detector = Detector.load(args.model, device=args.device, sampling=args.frames, detector=args.detector,
-                                 threshold=args.threshold, aggregation=args.aggregation, tta=args.tta,
+                                 threshold=None if args.threshold == "card" else args.threshold,
+                                 aggregation=args.aggregation, tta=args.tta == "flip",
                                  batch_size=args.batch_size)
     except BaseException:
         files.release()
