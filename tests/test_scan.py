@@ -262,3 +262,39 @@ def test_a_video_cut_short_gets_its_verdict_with_a_warning(detector, dfdc_videos
     assert "WARNING: only" in result.summary_line()
     assert complete.frames_sampled == complete.frames_asked == 8 and not complete.frames_short
     assert complete.warnings == [] and "WARNING" not in complete.summary_line()
+
+
+def test_the_json_carries_its_schema_version_settings_and_hashes(detector, astronaut, tmp_path):
+    import hashlib
+    from datetime import datetime
+
+    import jsonschema
+
+    from dfdetect.results import SCHEMA_PATH, SCHEMA_VERSION, schema_text
+
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), astronaut[:, :, ::-1])
+    written = detector.scan(image).save_json(tmp_path / "r.json")
+    data = json.loads(written.read_text())
+
+    assert SCHEMA_PATH.read_text() == schema_text()  # the published schema is the one the code writes
+    jsonschema.validate(data, json.loads(SCHEMA_PATH.read_text()))
+    assert data["schema_version"] == SCHEMA_VERSION
+    assert datetime.fromisoformat(data["created"]).tzinfo is not None
+    result = data["results"][0]
+    assert result["media"]["sha256"] == hashlib.sha256(image.read_bytes()).hexdigest()
+    assert result["media"]["fps"] is None and result["media"]["duration_s"] is None  # an image
+    assert result["settings"] == {"frames": "8", "tta": False, "detector": detector.detector_name,
+                                  "aggregation": "max_track", "threshold": result["threshold"], "device": "cpu"}
+    assert result["model"]["weights_sha256"] == detector.card.weights_sha256 != ""
+    assert set(result["tracks"][0]["faces"][0]["box"]) == {"x1", "y1", "x2", "y2"}
+
+
+def test_a_schema_1_file_still_reads(tmp_path):
+    face = {"frame_index": 0, "time_s": 0.0, "box": [1, 2, 3, 4], "detector_score": 0.9, "probability": 0.2}
+    old = {"dfdetect_version": "0.1.0", "results": [{"path": "a.png", "verdict": "real", "probability": 0.2,
+           "tracks": [{"track_id": 0, "probability": 0.2, "verdict": "real", "faces": [face]}],
+           "media": {"kind": "image", "width": 10, "height": 10, "fps": 0.0}}]}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    box = read_json(tmp_path / "old.json")[0].tracks[0].faces[0].box
+    assert (box.x1, box.y2) == (1, 4) and box[2] == 3

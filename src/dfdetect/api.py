@@ -12,7 +12,7 @@ import numpy as np
 
 from .errors import DfdetectError
 from .quality import unsure_reasons
-from .results import FaceScore, MediaSummary, ModelSummary, ScanResult, TrackResult
+from .results import FaceScore, MediaSummary, ModelSummary, ScanResult, ScanSettings, TrackResult
 from .scoring import AGGREGATORS, DEFAULT_AGGREGATION, verdict
 
 log = logging.getLogger(__name__)
@@ -127,12 +127,15 @@ class Detector:
         base = dict(
             path=str(path), threshold=threshold, aggregation=self.aggregation.name,
             detector=self.detector_name, frames_sampled=len(detections), frames_asked=asked, timings=timings,
-            media=MediaSummary(kind=info.kind, width=info.width, height=info.height, fps=info.fps or 0.0,
-                               frame_count=info.frame_count, duration_s=info.duration_s or 0.0,
-                               rotation=info.rotation),
+            settings=ScanSettings(frames=str(self.sampling), tta=self.options.tta, detector=self.detector_name,
+                                  aggregation=self.aggregation.name, threshold=threshold, device=self.device),
+            media=MediaSummary(kind=info.kind, width=info.width, height=info.height,
+                               fps=info.fps if info.kind == "video" else None, frame_count=info.frame_count,
+                               duration_s=info.duration_s if info.kind == "video" else None,
+                               rotation=info.rotation, sha256=_file_sha256(path)),
             model=ModelSummary(name=self.card.name, arch=self.card.arch,
                                trained_for_deepfakes=self.card.trained_for_deepfakes,
-                               temperature=self.card.temperature),
+                               temperature=self.card.temperature, weights_sha256=self.card.weights_sha256),
             warnings=list(self.warnings) + short,
         )
         if not tracks:
@@ -147,7 +150,7 @@ class Detector:
                 track_id=track.id, probability=track_p, verdict=verdict(track_p, threshold),
                 unsure_reasons=unsure_reasons([face_quality[id(face.box)] for face in faces]),
                 faces=[FaceScore(frame_index=f.frame_index, time_s=round(f.time_s, 3),
-                                 box=tuple(round(v, 1) for v in f.box.to_list()),
+                                 box=[round(v, 1) for v in f.box.to_list()],
                                  detector_score=round(float(f.box.score), 4), probability=fp)
                        for f, fp in zip(faces, p)],
             ))
@@ -220,6 +223,16 @@ class Detector:
     def predict(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """Calibrated probability that each face crop (letterboxed to the input size) is fake."""
         return self.predictor.probabilities(crops)
+
+
+def _file_sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _video_unsure_reasons(tracks: Sequence[TrackResult]) -> list[str]:

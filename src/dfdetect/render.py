@@ -28,7 +28,7 @@ def _render_image(result, out_path: Path) -> Path:
     from .media import read_image
 
     image = np.array(read_image(result.path))  # a writable copy to draw on
-    _draw_frame(image, [(t, f.box) for t in result.tracks for f in t.faces])
+    _draw_frame(image, [(t, f.box.to_list()) for t in result.tracks for f in t.faces])
     if not cv2.imwrite(str(out_path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
         raise DfdetectError(f"cannot write {out_path} (use a .png or .jpg name)")
     return out_path
@@ -56,7 +56,7 @@ def _as_track(result_track):
     from .faces.track import Track, TrackedFace
 
     faces = sorted(result_track.faces, key=lambda f: f.frame_index)
-    track = Track(result_track.track_id, [TrackedFace(f.frame_index, f.time_s, FaceBox(*f.box)) for f in faces])
+    track = Track(result_track.track_id, [TrackedFace(f.frame_index, f.time_s, FaceBox(*f.box.to_list())) for f in faces])
     gaps = np.diff(track.frame_indices)
     hold = int(np.median(gaps)) // 2 if len(gaps) else 15
     return track, hold

@@ -7,7 +7,12 @@ import json
 from pathlib import Path
 from typing import Iterable, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
+
+# The version of the JSON layout (ScanBatch); raised whenever a field changes meaning or shape. The JSON Schema
+# of each version is in dfdetect/schemas/ (SCHEMA_PATH), written by `python -m dfdetect.results --write`.
+SCHEMA_VERSION = 2
+SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / f"scan-results.v{SCHEMA_VERSION}.schema.json"
 
 Verdict = Literal["fake", "real", "no_face", "error"]
 CSV_COLUMNS = [
@@ -16,10 +21,32 @@ CSV_COLUMNS = [
 ]
 
 
+class Box(BaseModel):
+    """A face box in pixels of the upright frame: left, top, right, bottom."""
+
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_list(cls, value):  # schema 1 wrote [x1, y1, x2, y2]
+        if isinstance(value, (list, tuple)):
+            return dict(zip(("x1", "y1", "x2", "y2"), value))
+        return value
+
+    def to_list(self) -> list[float]:
+        return [self.x1, self.y1, self.x2, self.y2]
+
+    def __getitem__(self, index: int) -> float:
+        return self.to_list()[index]
+
+
 class FaceScore(BaseModel):
     frame_index: int
     time_s: float
-    box: tuple[float, float, float, float]
+    box: Box
     detector_score: float
     probability: float
 
@@ -37,10 +64,11 @@ class MediaSummary(BaseModel):
     kind: Literal["video", "image"]
     width: int
     height: int
-    fps: float = 0.0
+    fps: float | None = None         # None for an image, or a video whose rate is unknown
     frame_count: int = 1
-    duration_s: float = 0.0
+    duration_s: float | None = None  # None for an image
     rotation: int = 0
+    sha256: str | None = None        # of the input file's bytes: which file exactly was scanned
 
 
 class ModelSummary(BaseModel):
@@ -48,6 +76,18 @@ class ModelSummary(BaseModel):
     arch: str
     trained_for_deepfakes: bool
     temperature: float
+    weights_sha256: str = ""
+
+
+class ScanSettings(BaseModel):
+    """What the scan was asked to do, so that a result can be reproduced."""
+
+    frames: str = "32"   # the --frames rule
+    tta: bool = False
+    detector: str = ""
+    aggregation: str = ""
+    threshold: float = 0.5
+    device: str = ""
 
 
 class ScanResult(BaseModel):
@@ -57,6 +97,7 @@ class ScanResult(BaseModel):
     threshold: float = 0.5
     aggregation: str = ""
     detector: str = ""
+    settings: ScanSettings | None = None
     frames_sampled: int = 0
     # The frames the sampling rule asked of this input; more than frames_sampled when the file is cut short.
     frames_asked: int = 0
@@ -107,8 +148,8 @@ class ScanResult(BaseModel):
                 "unsure": "; ".join(self.unsure_reasons)}
         rows = [
             {**base, "track_id": t.track_id, "track_probability": t.probability, "track_verdict": t.verdict,
-             "frame_index": f.frame_index, "time_s": f.time_s, "x1": f.box[0], "y1": f.box[1],
-             "x2": f.box[2], "y2": f.box[3], "face_probability": f.probability}
+             "frame_index": f.frame_index, "time_s": f.time_s, "x1": f.box.x1, "y1": f.box.y1,
+             "x2": f.box.x2, "y2": f.box.y2, "face_probability": f.probability}
             for t in self.tracks for f in t.faces
         ]
         return rows or [base]
@@ -120,10 +161,18 @@ class ScanResult(BaseModel):
         return render_result(self, out_path)
 
 
-class ScanBatch(BaseModel):
-    """The JSON file format of `dfdetect scan --json`."""
+def _now() -> str:
+    from datetime import datetime, timezone
 
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class ScanBatch(BaseModel):
+    """The JSON file format of `dfdetect scan --json` (and ScanResult.save_json)."""
+
+    schema_version: int = SCHEMA_VERSION
     dfdetect_version: str
+    created: str = Field(default_factory=_now, description="when the file was written (ISO 8601, UTC)")
     results: list[ScanResult]
 
 
@@ -280,8 +329,22 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def json_schema() -> dict:
-    return ScanBatch.model_json_schema()
+    schema = ScanBatch.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = f"https://dfdetect/schemas/{SCHEMA_PATH.name}"
+    return schema
+
+
+def schema_text() -> str:
+    return json.dumps(json_schema(), indent=2) + "\n"
 
 
 if __name__ == "__main__":
-    print(json.dumps(json_schema(), indent=2))
+    import sys
+
+    if "--write" in sys.argv:
+        SCHEMA_PATH.parent.mkdir(exist_ok=True)
+        SCHEMA_PATH.write_text(schema_text())
+        print(SCHEMA_PATH)
+    else:
+        print(schema_text(), end="")
