@@ -19,6 +19,7 @@ COMMANDS = {
     "train": "train a model from a YAML recipe",
     "evaluate": "evaluate a checkpoint on a manifest of face crops",
     "compare": "compare trained runs in one table",
+    "models": "list the models usable by name, with their headline figures",
 }
 
 
