@@ -298,3 +298,35 @@ def test_a_schema_1_file_still_reads(tmp_path):
     (tmp_path / "old.json").write_text(json.dumps(old))
     box = read_json(tmp_path / "old.json")[0].tracks[0].faces[0].box
     assert (box.x1, box.y2) == (1, 4) and box[2] == 3
+
+
+def test_the_python_api_takes_images_in_memory_and_gives_frames_repr_and_tables(detector, astronaut, tmp_path):
+    from PIL import Image
+
+    from dfdetect.errors import ConfigError
+    from dfdetect.results import CSV_COLUMNS
+
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), astronaut[:, :, ::-1])
+    from_file = detector.scan(image)
+    from_array = detector.scan(astronaut)
+    from_pil = detector.scan(Image.fromarray(astronaut))
+
+    assert from_array.verdict == from_file.verdict and from_array.path == "<array 512x512>"
+    assert from_array.probability == pytest.approx(from_file.probability, abs=1e-6)
+    assert from_pil.probability == pytest.approx(from_file.probability, abs=1e-6)
+    assert from_array.media.kind == "image" and from_array.media.sha256 == from_pil.media.sha256
+    bad = detector.scan(astronaut.astype(np.float32))
+    assert bad.verdict == "error" and "uint8" in bad.error
+    assert detector.scan(object()).verdict == "error"
+
+    assert repr(from_file).startswith(f"ScanResult(path='{image}', verdict='{from_file.verdict}'")
+    assert "frames='8'" in repr(detector) and "device='cpu'" in repr(detector)
+    table = from_file.to_df()
+    assert list(table.columns) == CSV_COLUMNS and len(table) == len(from_file.tracks[0].faces)
+    ax = from_file.plot()
+    assert ax.get_ylabel() == "p(fake)" and len(ax.lines) == len(from_file.tracks) + 1
+
+    assert Detector.load("default", device="cpu", frames="every:5").sampling.every == 5
+    with pytest.raises(ConfigError, match="unknown option.*sampels"):
+        Detector.load("default", device="cpu", sampels=3)

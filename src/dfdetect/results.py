@@ -154,6 +154,36 @@ class ScanResult(BaseModel):
         ]
         return rows or [base]
 
+    def __repr__(self) -> str:
+        p = "None" if self.probability is None else f"{self.probability:.3f}"
+        return (f"ScanResult(path={self.path!r}, verdict={self.verdict!r}, probability={p}, "
+                f"people={len(self.tracks)}, frames={self.frames_sampled})")
+
+    def to_df(self):
+        """One row per scored face (one row for an item without faces), with the CSV's columns, as pandas."""
+        return results_frame([self])
+
+    def plot(self, ax=None):
+        """Each person's face p(fake) over the video's time (or per face for an image), with the threshold:
+        a matplotlib Axes, on `ax` if given."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(7, 3.5))
+        for track in self.tracks:
+            xs = [f.time_s for f in track.faces] if self.media and self.media.kind == "video" else \
+                [f.frame_index for f in track.faces]
+            ax.plot(xs, [f.probability for f in track.faces], marker="o",
+                    label=f"person {track.track_id}: {track.verdict} ({track.probability:.2f})")
+        ax.axhline(self.threshold, color="grey", linestyle="--", linewidth=1, label=f"threshold {self.threshold:.2f}")
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("time (s)" if self.media and self.media.kind == "video" else "face")
+        ax.set_ylabel("p(fake)")
+        ax.set_title(f"{Path(self.path).name}: {self.verdict}")
+        if self.tracks:
+            ax.legend(loc="best", fontsize="small")
+        return ax
+
     def render(self, out_path: str | Path) -> Path:
         """Annotated copy of the input (video or image): a red (fake) or green (real) box per face."""
         from .render import render_result
@@ -174,6 +204,13 @@ class ScanBatch(BaseModel):
     dfdetect_version: str
     created: str = Field(default_factory=_now, description="when the file was written (ISO 8601, UTC)")
     results: list[ScanResult]
+
+
+def results_frame(results: Iterable[ScanResult]):
+    """Results as a pandas DataFrame: the CSV's columns, one row per scored face or failed item."""
+    import pandas as pd
+
+    return pd.DataFrame([row for result in results for row in result.csv_rows()], columns=CSV_COLUMNS)
 
 
 def write_report(results: Iterable[ScanResult], path: str | Path) -> Path:
