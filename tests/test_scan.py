@@ -90,6 +90,16 @@ def test_sample_clip_scans_and_annotates(detector, sample_clip, tmp_path):
     assert _frame_count_and_size(out) == _frame_count_and_size(sample_clip)
 
 
+def test_an_annotated_face_shows_the_score_of_the_face_nearest_in_time():
+    from dfdetect.render import _nearest_face_probability
+    from dfdetect.results import FaceScore, TrackResult
+
+    faces = [FaceScore(frame_index=i, time_s=i / 30, box=[0, 0, 9, 9], detector_score=1, probability=p)
+             for i, p in ((0, 0.1), (30, 0.9), (60, 0.4))]
+    track = TrackResult(track_id=0, probability=0.47, verdict="real", faces=faces)
+    assert [_nearest_face_probability(track, i) for i in (0, 14, 16, 44, 46, 99)] == [0.1, 0.1, 0.9, 0.9, 0.4, 0.4]
+
+
 def test_progress_is_reported_through_the_video(sample_clip):
     seen = []
     result = Detector.load("default", device="cpu", sampling="24", chunk_frames=8).scan(sample_clip, seen.append)
@@ -98,16 +108,25 @@ def test_progress_is_reported_through_the_video(sample_clip):
 
 
 def test_annotated_real_clip_has_the_input_frames_and_size_and_coloured_boxes(clip_results, dfdc_videos, tmp_path):
+    import av
+
     result = clip_results[dfdc_videos[0]]
-    out = result.render(tmp_path / "annotated.mp4")
+    progress = []
+    out = result.render(tmp_path / "annotated.mp4", on_progress=progress.append)
     assert _frame_count_and_size(out) == _frame_count_and_size(dfdc_videos[0])
+    assert progress == sorted(progress) and progress[-1] == pytest.approx(1.0, abs=0.01)
+    with av.open(str(dfdc_videos[0])) as source, av.open(str(out)) as annotated:  # the sound is kept
+        assert len(annotated.streams.audio) == len(source.streams.audio) == 1
+        sound_in, sound_out = (sum(1 for p in c.demux(audio=0) if p.size) for c in (source, annotated))
+    with av.open(str(out)) as annotated:
+        assert sound_out == sound_in and annotated.streams.audio[0].codec_context.name == "aac"
     # The box colour of the verdict is drawn on a sampled frame, around the detected face.
     face = result.tracks[0].faces[0]
     capture = cv2.VideoCapture(str(out))
     capture.set(cv2.CAP_PROP_POS_FRAMES, face.frame_index)
     ok, bgr = capture.read()
     assert ok
-    x1, y1, x2, y2 = (int(v) for v in face.box)
+    x1, y1, x2, y2 = (int(v) for v in face.box.to_list())
     edge = bgr[y1 + 1:y2 - 1, max(0, x1 - 1):x1 + 2][..., ::-1].reshape(-1, 3).astype(int)
     expected = (230, 40, 40) if result.tracks[0].verdict == "fake" else (40, 200, 60)
     assert np.median(np.abs(edge - np.array(expected)).sum(1)) < 80

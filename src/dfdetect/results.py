@@ -184,11 +184,12 @@ class ScanResult(BaseModel):
             ax.legend(loc="best", fontsize="small")
         return ax
 
-    def render(self, out_path: str | Path) -> Path:
-        """Annotated copy of the input (video or image): a red (fake) or green (real) box per face."""
+    def render(self, out_path: str | Path, on_progress=None) -> Path:
+        """Annotated copy of the input (video or image): a red (fake) or green (real) box per face with the
+        person's and the face's score; a video keeps its sound. `on_progress(share)` follows a video's frames."""
         from .render import render_result
 
-        return render_result(self, out_path)
+        return render_result(self, out_path, on_progress)
 
 
 def _now() -> str:

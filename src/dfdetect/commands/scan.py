@@ -92,7 +92,8 @@ def _scan_all(detector, paths: list[Path], files, args) -> list:
         results.append(result)
         files.add(result)
         if args.annotate and result.verdict in ("fake", "real", "no_face"):
-            _annotate(result, Path(args.annotate), single=len(paths) == 1, taken=annotated)
+            _annotate(result, Path(args.annotate), single=len(paths) == 1, taken=annotated,
+                      show=not args.quiet and sys.stderr.isatty())
         bar.write(result.summary_line(), file=sys.stdout)
     return results
 
@@ -123,13 +124,25 @@ def _scan_with_progress(detector, path: Path, show: bool):
         return detector.scan(path, on_progress=advance)
 
 
+def _render_with_progress(result, out: Path, show: bool) -> None:
+    """Writing an annotated video decodes all of it again: on a terminal a transient bar shows how far."""
+    if not show or result.media is None or result.media.kind != "video":
+        result.render(out)
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=100, desc=f"annotating {out.name}", unit="%", leave=False, file=sys.stderr,
+              bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}") as bar:
+        result.render(out, on_progress=lambda done: bar.update(round(100 * done) - bar.n))
+
+
 def _path_key(path: Path) -> tuple:
     import os
 
     return ("path", os.path.realpath(path))
 
 
-def _annotate(result, target: Path, single: bool, taken: set) -> None:
+def _annotate(result, target: Path, single: bool, taken: set, show: bool = False) -> None:
     from ..errors import DfdetectError
 
     kind = result.media.kind if result.media else "video"
@@ -144,7 +157,7 @@ def _annotate(result, target: Path, single: bool, taken: set) -> None:
             out = target / f"{Path(result.path).stem}_{n}{suffix}"
         taken.add(_path_key(out))
     try:
-        result.render(out)
+        _render_with_progress(result, out, show)
         print(f"  annotated: {out}")
     except DfdetectError as exc:
         print(f"  annotation failed: {exc}", file=sys.stderr)
