@@ -209,6 +209,21 @@ def test_tracks_link_by_overlap_or_by_a_small_shift_of_a_similar_box():
     assert len(build_tracks(zoomed)) == 2
 
 
+def test_iou_from_torchvision_matches_the_definition():
+    from dfdetect.faces.detect import iou_matrix
+
+    rng = np.random.default_rng(5)
+    corners = rng.uniform(0, 100, (12, 2))
+    boxes = [FaceBox(x, y, x + w, y + h) for (x, y), (w, h) in zip(corners, rng.uniform(1, 60, (12, 2)))]
+    for a in boxes:
+        for b in boxes:
+            w = max(0.0, min(a.x2, b.x2) - max(a.x1, b.x1))
+            h = max(0.0, min(a.y2, b.y2) - max(a.y1, b.y1))
+            assert a.iou(b) == pytest.approx(w * h / (a.area + b.area - w * h), abs=1e-12)
+    assert np.allclose(iou_matrix(boxes[:3], boxes), [[a.iou(b) for b in boxes] for a in boxes[:3]])
+    assert FaceBox(0, 0, 0, 0).iou(FaceBox(0, 0, 0, 0)) == 0.0 and iou_matrix([], boxes).shape == (0, 12)
+
+
 def test_a_grown_box_that_still_overlaps_links_without_an_infeasible_assignment():
     """IoU 0.44 but 2.25x the area: allowed by overlap though the shift rule calls it infinitely far."""
     grown = [(0, 0.0, [FaceBox(0, 0, 100, 100)]), (9, 0.3, [FaceBox(0, 0, 150, 150)])]

@@ -165,6 +165,11 @@ def test_losses_agree_on_the_fake_logit():
     two_class = torch.stack([torch.zeros(3), logit], dim=1)
     assert torch.allclose(BinaryCrossEntropy()(logit, labels), CrossEntropy()(two_class, labels))
     assert FocalLoss(focal_gamma=0.0)(logit, labels) == pytest.approx(BinaryCrossEntropy()(logit, labels).item())
+    # The focal loss (torchvision's) by its definition: (1 - p_true)^gamma x cross-entropy.
+    p = torch.sigmoid(logit)
+    p_true = p * labels + (1 - p) * (1 - labels)
+    by_hand = ((1 - p_true) ** 2 * torch.nn.functional.binary_cross_entropy_with_logits(logit, labels, reduction="none"))
+    assert FocalLoss(focal_gamma=2.0)(logit, labels) == pytest.approx(by_hand.mean().item(), rel=1e-6)
     smoothed = BinaryCrossEntropy(label_smoothing=0.2)(torch.tensor([0.0]), torch.tensor([1.0]))
     assert smoothed == pytest.approx(np.log(2.0))  # at p = 0.5 the smoothed target changes nothing
 

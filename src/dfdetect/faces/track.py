@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .detect import FaceBox
+from .detect import FaceBox, iou_matrix
 
 # With 32 samples over the 10 s DFDC clips (one every ~9 frames) a face's box overlapped its previous one by IoU
 # 0.74-0.90 on average but down to 0.41; at 0.75 one person split into up to 16 tracks, at 0.5 into two, at 0.3
@@ -131,7 +131,7 @@ def build_tracks(
         matched_boxes: set[int] = set()
         if live and boxes:
             last = [t.faces[-1].box for t in live]
-            iou = np.array([[a.iou(b) for b in boxes] for a in last])
+            iou = iou_matrix(last, boxes)
             shift = np.array([[_relative_shift(a, b) for b in boxes] for a in last])
             allowed = (iou >= iou_threshold) | (shift <= max_shift)
             # Forbidden pairs get a cost no allowed assignment can beat, so they are only ever leftovers.
