@@ -157,6 +157,24 @@ def test_seed003_warmup_then_cosine_learning_rates():
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:])) and lrs[-1] < 0.01 * 5e-4  # cosine down
 
 
+@pytest.mark.parametrize("name,expected", [
+    ("step", lambda t: 0.5 ** (t // 3)),                 # torch's StepLR, by its definition
+    ("poly", lambda t: max(0.0, 1 - t / 10) ** 0.9),      # torch's PolynomialLR
+    ("none", lambda t: 1.0),
+])
+def test_torch_schedules_follow_their_definitions(name, expected):
+    from dfdetect.train.optim import build_optimizer, build_scheduler
+    from dfdetect.train.recipe import OptimizerSection, SchedulerSection
+
+    optimizer = build_optimizer([torch.nn.Parameter(torch.zeros(1))], OptimizerSection(lr=1.0))
+    section = SchedulerSection(name=name, step_epochs=3, gamma=0.5, poly_power=0.9)
+    scheduler = build_scheduler(optimizer, section, epochs=10, steps_per_epoch=4)
+    for t in range(12):
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(expected(t), abs=1e-9), t
+        optimizer.step()
+        scheduler.step()
+
+
 def test_losses_agree_on_the_fake_logit():
     from dfdetect.train.losses import BinaryCrossEntropy, CrossEntropy, FocalLoss
 
