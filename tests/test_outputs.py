@@ -189,3 +189,17 @@ def test_sigterm_keeps_the_finished_results(tmp_path, astronaut):
     assert "terminated" in err and "Traceback" not in err
     assert 2 <= len(read_json(tmp_path / "r.json")) == len(finished) < 12
     assert (tmp_path / "r.md").is_file()
+
+
+def test_a_write_that_fails_mid_batch_is_one_line(tmp_path, monkeypatch):
+    from dfdetect.errors import DfdetectError
+
+    def disk_full(self, text):
+        raise OSError(28, "No space left on device")
+
+    files = ResultFiles(json_path=tmp_path / "r.json").claim()
+    monkeypatch.setattr(HeldFile, "replace", disk_full)
+    with pytest.raises(DfdetectError, match=r"--json .*r.json: writing failed \(No space left on device\)"):
+        with files:
+            pass
+    HeldFile(tmp_path / "r.json").acquire().release()  # the lock was let go

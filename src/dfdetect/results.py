@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Literal
 
@@ -270,13 +271,7 @@ def read_json(path: str | Path) -> list[ScanResult]:
 def write_csv(results: Iterable[ScanResult], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        for result in results:
-            writer.writerows(result.csv_rows())
-    tmp.replace(path)
+    _atomic_write(path, results_frame(results).to_csv(index=False))
     return path
 
 
@@ -333,9 +328,10 @@ class ResultFiles:
         import time
 
         self.results.append(result)
-        if self._csv:
-            self._writer.writerows(result.csv_rows())
-            self._csv.flush()
+        with _as_output_error("--csv", self.held.get("--csv")):
+            if self._csv:
+                self._writer.writerows(result.csv_rows())
+                self._csv.flush()
         if "--json" in self.held and time.monotonic() - self._last_json >= self.json_interval_s:
             self._write_json()
 
@@ -345,7 +341,8 @@ class ResultFiles:
         from . import __version__
 
         batch = ScanBatch(dfdetect_version=__version__, results=self.results)
-        self.held["--json"].replace(batch.model_dump_json(indent=2) + "\n")
+        with _as_output_error("--json", self.held["--json"]):
+            self.held["--json"].replace(batch.model_dump_json(indent=2) + "\n")
         self._last_json = time.monotonic()
 
     def __exit__(self, *exc) -> None:
@@ -355,9 +352,21 @@ class ResultFiles:
             if "--json" in self.held:
                 self._write_json()
             if "--report" in self.held:
-                self.held["--report"].replace(report_text(self.results))
+                with _as_output_error("--report", self.held["--report"]):
+                    self.held["--report"].replace(report_text(self.results))
         finally:
             self.release()
+
+
+@contextmanager
+def _as_output_error(option: str, held):
+    """A write that fails mid-batch (disk full, a removed folder) is one line naming the file, not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        from .errors import DfdetectError
+
+        raise DfdetectError(f"{option} {held.path if held else ''}: writing failed ({exc.strerror or exc})") from None
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -61,10 +61,11 @@ def run(args) -> int:
             retry_skipped=args.retry_skipped, restart=args.restart, progress=not args.quiet,
             log=lambda line: print(line, file=sys.stderr),
         )
-    except KeyboardInterrupt:
-        print(f"interrupted: the finished videos are kept in {args.out} (manifest.csv lists their crops); "
+    except KeyboardInterrupt as stop:
+        how = "terminated" if type(stop).__name__ == "Terminated" else "interrupted"
+        print(f"{how}: the finished videos are kept in {args.out} (manifest.csv lists their crops); "
               "rerun the same command to finish", file=sys.stderr)
-        return 130
+        return 143 if how == "terminated" else 130
     print(f"extracted with preset {preset.name} into {args.out}")
     for line in summary.lines():
         print(line)
