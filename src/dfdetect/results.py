@@ -316,12 +316,16 @@ class ResultFiles:
     def __enter__(self) -> "ResultFiles":
         if not self._claimed:
             self.claim()
-        if "--csv" in self.held:
-            self._csv = self.held["--csv"].open_for_appending()
-            self._writer = csv.DictWriter(self._csv, fieldnames=CSV_COLUMNS)
-            self._writer.writeheader()
-        if "--json" in self.held:  # from the start a valid (empty) batch, not yesterday's results
-            self._write_json()
+        try:
+            if "--csv" in self.held:
+                self._csv = self.held["--csv"].open_for_appending()
+                self._writer = csv.DictWriter(self._csv, fieldnames=CSV_COLUMNS)
+                self._writer.writeheader()
+            if "--json" in self.held:  # from the start a valid (empty) batch, not yesterday's results
+                self._write_json()
+        except BaseException:  # __exit__ does not run when __enter__ fails: let the files go here
+            self.release()
+            raise
         return self
 
     def add(self, result: ScanResult) -> None:
@@ -386,12 +390,9 @@ def schema_text() -> str:
     return json.dumps(json_schema(), indent=2) + "\n"
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # print the schema; with --write, regenerate the packaged file
     import sys
 
     if "--write" in sys.argv:
-        SCHEMA_PATH.parent.mkdir(exist_ok=True)
         SCHEMA_PATH.write_text(schema_text())
-        print(SCHEMA_PATH)
-    else:
-        print(schema_text(), end="")
+    print(SCHEMA_PATH if "--write" in sys.argv else schema_text(), end="\n" if "--write" in sys.argv else "")
