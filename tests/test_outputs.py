@@ -203,3 +203,18 @@ def test_a_write_that_fails_mid_batch_is_one_line(tmp_path, monkeypatch):
         with files:
             pass
     HeldFile(tmp_path / "r.json").acquire().release()  # the lock was let go
+
+
+@pytest.mark.slow
+def test_annotated_copies_never_take_an_inputs_name(tmp_path, astronaut):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), astronaut[:, :, ::-1])
+    cv2.imwrite(str(folder / "a_annotated.png"), astronaut[::2, ::2, ::-1])  # an input, by chance so named
+    before = (folder / "a_annotated.png").read_bytes()
+
+    assert main(_scan(folder, "--annotate", folder, "--device", "cpu", "--frames", "1")) == 0
+
+    assert (folder / "a_annotated.png").read_bytes() == before
+    written = sorted(p.name for p in folder.iterdir())
+    assert written == ["a.png", "a_2_annotated.png", "a_annotated.png", "a_annotated_annotated.png"]

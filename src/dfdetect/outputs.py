@@ -28,7 +28,12 @@ def file_key(path: str | Path) -> tuple:
         st = os.stat(path)
         return ("inode", st.st_dev, st.st_ino)
     except OSError:
-        return ("path", os.path.realpath(path))
+        return name_key(path)
+
+
+def name_key(path: str | Path) -> tuple:
+    """The key of a file by its name alone (links resolved), for names that will exist only later."""
+    return ("path", os.path.realpath(path))
 
 
 def check_outputs(outputs: Mapping[str, str | Path | None], inputs: Iterable[str | Path] = ()) -> dict[str, Path]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..outputs import file_key
+from ..outputs import file_key, name_key
 
 EXIT_OK, EXIT_ITEM_FAILED = 0, 1
 
@@ -136,12 +136,6 @@ def _render_with_progress(result, out: Path, show: bool) -> None:
         result.render(out, on_progress=lambda done: bar.update(round(100 * done) - bar.n))
 
 
-def _path_key(path: Path) -> tuple:
-    import os
-
-    return ("path", os.path.realpath(path))
-
-
 def _annotate(result, target: Path, single: bool, taken: set, show: bool = False) -> None:
     from ..errors import DfdetectError
 
@@ -152,10 +146,10 @@ def _annotate(result, target: Path, single: bool, taken: set, show: bool = False
         suffix = "_annotated.mp4" if kind == "video" else "_annotated.png"
         out = target / (Path(result.path).stem + suffix)
         n = 1
-        while file_key(out) in taken or _path_key(out) in taken:  # a name met twice, or an input's: keep both
+        while file_key(out) in taken or name_key(out) in taken:  # a name met twice, or an input's: keep both
             n += 1
             out = target / f"{Path(result.path).stem}_{n}{suffix}"
-        taken.add(_path_key(out))
+        taken.add(name_key(out))
     try:
         _render_with_progress(result, out, show)
         print(f"  annotated: {out}")
