@@ -102,7 +102,9 @@ def test_train_preset_extracts_faces_and_logs_every_video(train_run):
     assert (np.minimum(manifest["x2"] - manifest["x1"], manifest["y2"] - manifest["y1"]) >= 70).all()
     # Crops live under their group: a fake beside its original.
     fake_row = manifest[manifest["video"] == "fakeofaaaa.mp4"].iloc[0]
-    assert Path(fake_row["path"]).parent.name == "realaaaaaa"
+    real_row = manifest[manifest["video"] == "realaaaaaa.mp4"].iloc[0]
+    assert Path(fake_row["path"]).parent == Path(real_row["path"]).parent
+    assert Path(fake_row["path"]).parent.name.startswith("realaaaaaa-")  # the group's name and a short hash
     assert json.loads((out / "summary.json").read_text())["faces"] == summary.faces
 
 
