@@ -388,7 +388,7 @@ def test_resuming_from_a_state_that_is_a_pickle_is_refused_without_running_it(tm
     (tmp_path / "checkpoints").mkdir()
     marker = tmp_path / "ran"
     # Unpickling this would create the marker file.
-    (tmp_path / "checkpoints" / "state.pt").write_bytes(pickle.dumps(_Creates(marker)))
+    (tmp_path / "checkpoints" / "state.pt").write_bytes(pickle.dumps(_Creates(marker), protocol=2))
     recipe = load_recipe(CONFIGS / "seed003_efficientnet_b0.yaml")
 
     with pytest.raises(CheckpointError, match="cannot resume from .*state.pt.*refused without running"):
