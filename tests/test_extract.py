@@ -102,7 +102,9 @@ def test_train_preset_extracts_faces_and_logs_every_video(train_run):
     assert (np.minimum(manifest["x2"] - manifest["x1"], manifest["y2"] - manifest["y1"]) >= 70).all()
     # Crops live under their group: a fake beside its original.
     fake_row = manifest[manifest["video"] == "fakeofaaaa.mp4"].iloc[0]
-    assert Path(fake_row["path"]).parent.name == "realaaaaaa"
+    real_row = manifest[manifest["video"] == "realaaaaaa.mp4"].iloc[0]
+    assert Path(fake_row["path"]).parent == Path(real_row["path"]).parent
+    assert Path(fake_row["path"]).parent.name.startswith("realaaaaaa-")  # the group's name and a short hash
     assert json.loads((out / "summary.json").read_text())["faces"] == summary.faces
 
 
@@ -228,3 +230,79 @@ def test_balance_down_samples_fakes_across_originals():
     fakes = kept[kept["label"] == "fake"]
     assert len(fakes) == 3 and fakes["original"].nunique() == 3
     assert "3 of 12 fakes" in note
+
+
+def test_ids_that_look_alike_once_file_safe_keep_their_own_crops(short_clips, tmp_path):
+    """ "a b.mp4" and "a-b.mp4" make one safe name, and so do two names in Cyrillic script."""
+    names = {"a b.mp4": ("bfkzrgovsv", "real"), "a-b.mp4": ("ccpzqqemva", "fake"),
+             "видео.mp4": ("baxpshhrhc", "real"), "фильм.mp4": ("euqujvlnnb", "fake")}
+    videos = new_manifest([{"path": str(short_clips[clip]), "label": label, "group": name, "video": name}
+                           for name, (clip, label) in names.items()])
+
+    run_extraction(videos, tmp_path / "out", get_preset("seed003", real_sampling="2", fake_sampling="2"),
+                   workers=0, progress=False, log=lambda line: None)
+
+    manifest = read_manifest(tmp_path / "out" / "manifest.csv")
+    assert set(manifest["video"]) == set(names)
+    files = list((tmp_path / "out" / "crops").rglob("*.jpg"))
+    assert len(files) == len(manifest) == manifest["path"].nunique()
+    assert (manifest.groupby("path")["label"].nunique() == 1).all()
+
+
+def _children(pid: int) -> list[int]:
+    import os
+
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc (Linux)")
+def test_workers_die_when_the_extraction_is_killed(dataset, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    # The test preset detects every frame: slow enough that the workers are busy when the parent dies.
+    proc = subprocess.Popen([sys.executable, "-m", "dfdetect.cli", "extract", str(dataset), str(tmp_path / "out"),
+                             "--preset", "test", "--workers", "2", "--no-progress"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: list[int] = []
+    orphans: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(workers) < 2:
+            time.sleep(0.5)
+            workers = [c for c in _children(proc.pid)
+                       if b"multiprocessing" in Path(f"/proc/{c}/cmdline").read_bytes()]
+        assert len(workers) >= 2, "the worker processes never started"
+        time.sleep(2)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and any(_alive(w) for w in workers):
+            time.sleep(0.2)
+        orphans = [w for w in workers if _alive(w)]
+    finally:
+        for pid in [proc.pid, *workers]:  # never leave a process of this test behind
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    assert not orphans, "worker processes outlived the killed extraction"

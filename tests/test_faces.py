@@ -209,6 +209,47 @@ def test_tracks_link_by_overlap_or_by_a_small_shift_of_a_similar_box():
     assert len(build_tracks(zoomed)) == 2
 
 
+def test_iou_from_torchvision_matches_the_definition():
+    from dfdetect.faces.detect import iou_matrix
+
+    rng = np.random.default_rng(5)
+    corners = rng.uniform(0, 100, (12, 2))
+    boxes = [FaceBox(x, y, x + w, y + h) for (x, y), (w, h) in zip(corners, rng.uniform(1, 60, (12, 2)))]
+    for a in boxes:
+        for b in boxes:
+            w = max(0.0, min(a.x2, b.x2) - max(a.x1, b.x1))
+            h = max(0.0, min(a.y2, b.y2) - max(a.y1, b.y1))
+            assert a.iou(b) == pytest.approx(w * h / (a.area + b.area - w * h), abs=1e-12)
+    assert np.allclose(iou_matrix(boxes[:3], boxes), [[a.iou(b) for b in boxes] for a in boxes[:3]])
+    assert FaceBox(0, 0, 0, 0).iou(FaceBox(0, 0, 0, 0)) == 0.0 and iou_matrix([], boxes).shape == (0, 12)
+
+
+def test_a_grown_box_that_still_overlaps_links_without_an_infeasible_assignment():
+    """IoU 0.44 but 2.25x the area: allowed by overlap though the shift rule calls it infinitely far."""
+    grown = [(0, 0.0, [FaceBox(0, 0, 100, 100)]), (9, 0.3, [FaceBox(0, 0, 150, 150)])]
+    two_people = [(0, 0.0, [FaceBox(0, 0, 100, 100), FaceBox(400, 0, 500, 100)]),
+                  (9, 0.3, [FaceBox(0, 0, 150, 150), FaceBox(405, 0, 505, 100)])]
+
+    assert [t.frame_indices for t in build_tracks(grown)] == [[0, 9]]
+    assert [t.frame_indices for t in build_tracks(two_people)] == [[0, 9], [0, 9]]
+    segments = [box_track([(0, [0, 0, 100, 100])], 0), box_track([(9, [0, 0, 150, 150])], 1)]
+    assert [t.frame_indices for t in stitch_tracks(segments)] == [[0, 9]]
+
+
+def test_haar_on_a_clip_whose_face_grows_between_samples(dfdc_videos):
+    from dfdetect.media import iter_frames
+
+    path = next((p for p in dfdc_videos if p.stem == "cbqfgqronr"), None)
+    if path is None:
+        pytest.skip("clip cbqfgqronr is not in the shared data")
+    frames = list(iter_frames(path, "8"))
+    boxes = create_detector("haar").detect([f.image for f in frames])
+
+    tracks = build_tracks([(f.index, f.time_s, b) for f, b in zip(frames, boxes)])
+
+    assert sum(len(t) for t in tracks) == sum(len(b) for b in boxes)
+
+
 def test_a_face_next_to_another_stays_on_its_own_track():
     left, right = [0, 0, 100, 100], [110, 0, 210, 100]
     detections = [(0, 0.0, [FaceBox(*left), FaceBox(*right)]), (9, 0.3, [FaceBox(*right)]),

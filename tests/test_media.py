@@ -376,10 +376,35 @@ def test_sniff_recognises_each_format(tmp_path, astronaut):
             out.mux(stream.encode(None))
         assert sniff_kind(path) == "video", container
         assert len(list(iter_frames(path, "all"))) == 2, container
-    gif = tmp_path / "anim.png"
-    Image.fromarray(small).save(gif, format="GIF")
-    with pytest.raises(MediaError, match="GIF"):
-        sniff_kind(gif)
+    for fmt, suffix in (("TIFF", "tif"), ("TIFF", "tiff.bin")):  # read by content, whatever the name says
+        path = tmp_path / f"image.{suffix}"
+        Image.fromarray(small).save(path, format=fmt)
+        assert sniff_kind(path) == "image" and _mean_diff(read_image(path), small) < 1
+
+
+def test_videos_in_transport_stream_flash_and_gif_are_read(tmp_path, astronaut):
+    from PIL import Image
+
+    small = np.ascontiguousarray(astronaut[::4, ::4][:48, :64])
+    for container, suffix, codec in (("mpegts", "ts", "libx264"), ("flv", "flv", "flv"),
+                                     ("mpegts", "video.bin", "mpeg2video")):
+        path = tmp_path / f"clip.{suffix}"
+        with av.open(str(path), "w", format=container) as out:
+            stream = out.add_stream(codec, rate=10)
+            stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+            for _ in range(3):
+                out.mux(stream.encode(av.VideoFrame.from_ndarray(small.copy(), format="rgb24")))
+            out.mux(stream.encode(None))
+        assert sniff_kind(path) == "video", suffix
+        frames = list(iter_frames(path, "all"))
+        assert len(frames) == 3 and frames[0].image.shape == small.shape, suffix
+    gif = tmp_path / "anim.gif"
+    pages = [Image.fromarray(np.roll(small, 8 * i, axis=1)) for i in range(4)]
+    pages[0].save(gif, save_all=True, append_images=pages[1:], duration=100, loop=0)
+    assert sniff_kind(gif) == "video" and probe(gif).kind == "video"
+    frames = list(iter_frames(gif, "all"))
+    assert len(frames) == 4 and _mean_diff(frames[1].image, np.asarray(pages[1].convert("RGB"))) < 12
+    assert {p.suffix for p in collect_inputs([tmp_path])} == {".ts", ".flv", ".gif"}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -495,6 +520,29 @@ def test_collect_inputs(tmp_path):
     assert found == [tmp_path / "a/photo.JPG", tmp_path / "a/z/deep.webm", tmp_path / "b/clip.mp4",
                      tmp_path / "top.png", missing, Path("a-file-name.txt")]
     assert collect_inputs([]) == []
+
+
+def test_collect_inputs_skips_what_it_cannot_list_and_says_so(tmp_path, monkeypatch):
+    for name in ("ok/a.mp4", "locked/b.mp4"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    real_scandir = os.scandir
+
+    def scandir(path="."):  # as for a folder without read permission (root would read it anyway)
+        if Path(path).name == "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    problems: list[str] = []
+    long_name = tmp_path / ("x" * 300 + ".mp4")
+
+    found = collect_inputs([tmp_path, long_name], problems=problems)
+
+    assert found == [tmp_path / "ok/a.mp4", long_name]  # the long name gets its own error when scanned
+    assert problems == [f"skipped folder {tmp_path / 'locked'}: Permission denied"]
+    with pytest.raises(MediaError, match="File name too long"):
+        probe(long_name)
 
 
 # --------------------------------------------------------------------------------------------------

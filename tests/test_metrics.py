@@ -122,6 +122,24 @@ def test_bad_inputs_are_refused():
         M.compute_metrics([0, 2], [0.5, 0.5])
 
 
+def test_library_metrics_agree_with_counting_pairs_and_the_formula():
+    """The metrics come from scikit-learn; these are the definitions, computed the slow way."""
+    rng = np.random.default_rng(11)
+    for _ in range(10):
+        n = int(rng.integers(5, 120))
+        y = rng.integers(0, 2, n)
+        y[:2] = [0, 1]
+        p = np.round(rng.random(n), 1)  # many ties
+        fakes, reals = p[y == 1], p[y == 0]
+        pairs = (fakes[:, None] > reals[None, :]).sum() + 0.5 * (fakes[:, None] == reals[None, :]).sum()
+        assert M.roc_auc(y, p) == pytest.approx(pairs / (len(fakes) * len(reals)), abs=1e-12)
+        q = np.clip(p, M.LOG_LOSS_EPS, 1 - M.LOG_LOSS_EPS)
+        assert M.log_loss(y, p) == pytest.approx(-np.mean(y * np.log(q) + (1 - y) * np.log(1 - q)), abs=1e-12)
+        pred = p >= 0.5
+        assert M.confusion_counts(y, p) == {"tn": int(((y == 0) & ~pred).sum()), "fp": int(((y == 0) & pred).sum()),
+                                            "fn": int(((y == 1) & ~pred).sum()), "tp": int(((y == 1) & pred).sum())}
+
+
 def test_agrees_with_sklearn_on_random_scores_with_ties():
     from scipy.optimize import brentq
     from sklearn import metrics as sk
@@ -269,3 +287,14 @@ def test_auc_standard_error_by_hand_and_against_resampling():
     assert auc_standard_error(float(np.mean(aucs)), 400, 400) == pytest.approx(np.std(aucs), rel=0.15)
     with pytest.raises(M.DfdetectError):
         auc_standard_error(0.8, 0, 10)
+
+
+def test_temperature_fit_finds_the_minimum_a_grid_search_finds():
+    from dfdetect.probability import binary_nll
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 400)
+    logits = 3.0 * (2 * y - 1) + rng.normal(0, 2.5, 400)
+    grid = np.exp(np.linspace(np.log(0.05), np.log(20), 4001))
+    best = grid[np.argmin([binary_nll(logits, y, t) for t in grid])]
+    assert cal.fit_temperature(logits, y) == pytest.approx(best, rel=2e-3)

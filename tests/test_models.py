@@ -138,6 +138,7 @@ def test_invalid_or_missing_card(default_copy, tmp_path):
     ("num_classes", 3, "invalid model card"),
     ("temperature", -2.0, "invalid model card"),
     ("threshold", 7.0, "invalid model card"),
+    ("std", [0.229, 0.0, 0.225], "invalid model card"),
 ])
 def test_card_facts_that_are_false_are_refused(default_copy, field, value, message):
     card_path = default_copy.with_suffix(".json")
@@ -146,6 +147,14 @@ def test_card_facts_that_are_false_are_refused(default_copy, field, value, messa
     card_path.write_text(json.dumps(card))
     with pytest.raises(CheckpointError, match=message):
         load_checkpoint(default_copy)
+
+
+def test_no_model_or_an_unknown_name_says_what_exists():
+    for empty in ("", "  "):
+        with pytest.raises(CheckpointError, match="no model given.*default"):
+            load_checkpoint(empty)
+    with pytest.raises(CheckpointError, match="no model named .defualt.; models: default"):
+        load_checkpoint("defualt")
 
 
 def test_dotted_checkpoint_names_keep_their_dots(tmp_path):
@@ -180,3 +189,22 @@ def test_bundling_a_run_halves_it_and_carries_its_figures(tmp_path):
     save_checkpoint(model, untrained, tmp_path / "untrained")
     with pytest.raises(CheckpointError, match="not trained"):
         bundle_run(tmp_path / "untrained", out=tmp_path / "nope")
+
+
+def test_models_lists_bundled_and_user_models_with_their_figures(tmp_path, monkeypatch, capsys):
+    from dfdetect.cli import main
+
+    weights, card = resolve("default")
+    shutil.copy(weights, tmp_path / "mine.safetensors")
+    shutil.copy(card, tmp_path / "mine.json")
+    (tmp_path / "lonely.json").write_text("{}")  # a card without weights is not a model
+    monkeypatch.setenv("DFDETECT_MODELS", str(tmp_path))
+
+    assert main(["models", "--json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert list(rows) == ["default", "mine"]
+    assert rows["default"]["source"] == "bundled" and 0.5 < rows["default"]["auc"] <= 1.0
+    assert rows["mine"]["source"] == str(tmp_path / "mine")
+    assert load_card("mine").name == load_card("default").name
+    with pytest.raises(CheckpointError, match="no model named 'nope'; models: default, mine"):
+        load_card("nope")

@@ -90,6 +90,16 @@ def test_sample_clip_scans_and_annotates(detector, sample_clip, tmp_path):
     assert _frame_count_and_size(out) == _frame_count_and_size(sample_clip)
 
 
+def test_an_annotated_face_shows_the_score_of_the_face_nearest_in_time():
+    from dfdetect.render import _nearest_face_probability
+    from dfdetect.results import FaceScore, TrackResult
+
+    faces = [FaceScore(frame_index=i, time_s=i / 30, box=[0, 0, 9, 9], detector_score=1, probability=p)
+             for i, p in ((0, 0.1), (30, 0.9), (60, 0.4))]
+    track = TrackResult(track_id=0, probability=0.47, verdict="real", faces=faces)
+    assert [_nearest_face_probability(track, i) for i in (0, 14, 16, 44, 46, 99)] == [0.1, 0.1, 0.9, 0.9, 0.4, 0.4]
+
+
 def test_progress_is_reported_through_the_video(sample_clip):
     seen = []
     result = Detector.load("default", device="cpu", sampling="24", chunk_frames=8).scan(sample_clip, seen.append)
@@ -98,16 +108,25 @@ def test_progress_is_reported_through_the_video(sample_clip):
 
 
 def test_annotated_real_clip_has_the_input_frames_and_size_and_coloured_boxes(clip_results, dfdc_videos, tmp_path):
+    import av
+
     result = clip_results[dfdc_videos[0]]
-    out = result.render(tmp_path / "annotated.mp4")
+    progress = []
+    out = result.render(tmp_path / "annotated.mp4", on_progress=progress.append)
     assert _frame_count_and_size(out) == _frame_count_and_size(dfdc_videos[0])
+    assert progress == sorted(progress) and progress[-1] == pytest.approx(1.0, abs=0.01)
+    with av.open(str(dfdc_videos[0])) as source, av.open(str(out)) as annotated:  # the sound is kept
+        assert len(annotated.streams.audio) == len(source.streams.audio) == 1
+        sound_in, sound_out = (sum(1 for p in c.demux(audio=0) if p.size) for c in (source, annotated))
+    with av.open(str(out)) as annotated:
+        assert sound_out == sound_in and annotated.streams.audio[0].codec_context.name == "aac"
     # The box colour of the verdict is drawn on a sampled frame, around the detected face.
     face = result.tracks[0].faces[0]
     capture = cv2.VideoCapture(str(out))
     capture.set(cv2.CAP_PROP_POS_FRAMES, face.frame_index)
     ok, bgr = capture.read()
     assert ok
-    x1, y1, x2, y2 = (int(v) for v in face.box)
+    x1, y1, x2, y2 = (int(v) for v in face.box.to_list())
     edge = bgr[y1 + 1:y2 - 1, max(0, x1 - 1):x1 + 2][..., ::-1].reshape(-1, 3).astype(int)
     expected = (230, 40, 40) if result.tracks[0].verdict == "fake" else (40, 200, 60)
     assert np.median(np.abs(edge - np.array(expected)).sum(1)) < 80
@@ -238,3 +257,95 @@ def test_result_files_survive_an_interrupted_batch(detector, astronaut, tmp_path
             raise KeyboardInterrupt
     assert [r.verdict for r in read_json(json_path)][1] == "error"
     assert len(csv_path.read_text().splitlines()) == 1 + len(read_json(json_path)[0].tracks[0].faces) + 1
+
+
+def test_a_video_cut_short_gets_its_verdict_with_a_warning(detector, dfdc_videos, tmp_path):
+    import av
+
+    source = next(p for p in dfdc_videos if p.stem == "bfkzrgovsv")
+    whole = tmp_path / "faststart.mp4"  # the index first, so that a cut file still opens
+    with av.open(str(source)) as inp, av.open(str(whole), "w", options={"movflags": "+faststart"}) as out:
+        stream = out.add_stream_from_template(inp.streams.video[0])
+        for packet in inp.demux(inp.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.3)])
+
+    result = detector.scan(cut)
+    complete = detector.scan(whole)
+
+    assert result.verdict in ("fake", "real") and result.frames_asked == 8 and result.frames_sampled < 8
+    assert any("of 8 sampled frames could be read" in w for w in result.warnings)
+    assert "WARNING: only" in result.summary_line()
+    assert complete.frames_sampled == complete.frames_asked == 8 and not complete.frames_short
+    assert complete.warnings == [] and "WARNING" not in complete.summary_line()
+
+
+def test_the_json_carries_its_schema_version_settings_and_hashes(detector, astronaut, tmp_path):
+    import hashlib
+    from datetime import datetime
+
+    import jsonschema
+
+    from dfdetect.results import SCHEMA_PATH, SCHEMA_VERSION, schema_text
+
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), astronaut[:, :, ::-1])
+    written = detector.scan(image).save_json(tmp_path / "r.json")
+    data = json.loads(written.read_text())
+
+    assert SCHEMA_PATH.read_text() == schema_text()  # the published schema is the one the code writes
+    jsonschema.validate(data, json.loads(SCHEMA_PATH.read_text()))
+    assert data["schema_version"] == SCHEMA_VERSION
+    assert datetime.fromisoformat(data["created"]).tzinfo is not None
+    result = data["results"][0]
+    assert result["media"]["sha256"] == hashlib.sha256(image.read_bytes()).hexdigest()
+    assert result["media"]["fps"] is None and result["media"]["duration_s"] is None  # an image
+    assert result["settings"] == {"frames": "8", "tta": False, "detector": detector.detector_name,
+                                  "aggregation": "max_track", "threshold": result["threshold"], "device": "cpu"}
+    assert result["model"]["weights_sha256"] == detector.card.weights_sha256 != ""
+    assert set(result["tracks"][0]["faces"][0]["box"]) == {"x1", "y1", "x2", "y2"}
+
+
+def test_a_schema_1_file_still_reads(tmp_path):
+    face = {"frame_index": 0, "time_s": 0.0, "box": [1, 2, 3, 4], "detector_score": 0.9, "probability": 0.2}
+    old = {"dfdetect_version": "0.1.0", "results": [{"path": "a.png", "verdict": "real", "probability": 0.2,
+           "tracks": [{"track_id": 0, "probability": 0.2, "verdict": "real", "faces": [face]}],
+           "media": {"kind": "image", "width": 10, "height": 10, "fps": 0.0}}]}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    box = read_json(tmp_path / "old.json")[0].tracks[0].faces[0].box
+    assert (box.x1, box.y2) == (1, 4) and box[2] == 3
+
+
+def test_the_python_api_takes_images_in_memory_and_gives_frames_repr_and_tables(detector, astronaut, tmp_path):
+    from PIL import Image
+
+    from dfdetect.errors import ConfigError
+    from dfdetect.results import CSV_COLUMNS
+
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), astronaut[:, :, ::-1])
+    from_file = detector.scan(image)
+    from_array = detector.scan(astronaut)
+    from_pil = detector.scan(Image.fromarray(astronaut))
+
+    assert from_array.verdict == from_file.verdict and from_array.path == "<array 512x512>"
+    assert from_array.probability == pytest.approx(from_file.probability, abs=1e-6)
+    assert from_pil.probability == pytest.approx(from_file.probability, abs=1e-6)
+    assert from_array.media.kind == "image" and from_array.media.sha256 == from_pil.media.sha256
+    bad = detector.scan(astronaut.astype(np.float32))
+    assert bad.verdict == "error" and "uint8" in bad.error
+    assert detector.scan(object()).verdict == "error"
+
+    assert repr(from_file).startswith(f"ScanResult(path='{image}', verdict='{from_file.verdict}'")
+    assert "frames='8'" in repr(detector) and "device='cpu'" in repr(detector)
+    table = from_file.to_df()
+    assert list(table.columns) == CSV_COLUMNS and len(table) == len(from_file.tracks[0].faces)
+    ax = from_file.plot()
+    assert ax.get_ylabel() == "p(fake)" and len(ax.lines) == len(from_file.tracks) + 1
+
+    assert Detector.load("default", device="cpu", frames="every:5").sampling.every == 5
+    with pytest.raises(ConfigError, match="unknown option.*sampels"):
+        Detector.load("default", device="cpu", sampels=3)

@@ -157,6 +157,24 @@ def test_seed003_warmup_then_cosine_learning_rates():
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:])) and lrs[-1] < 0.01 * 5e-4  # cosine down
 
 
+@pytest.mark.parametrize("name,expected", [
+    ("step", lambda t: 0.5 ** (t // 3)),                 # torch's StepLR, by its definition
+    ("poly", lambda t: max(0.0, 1 - t / 10) ** 0.9),      # torch's PolynomialLR
+    ("none", lambda t: 1.0),
+])
+def test_torch_schedules_follow_their_definitions(name, expected):
+    from dfdetect.train.optim import build_optimizer, build_scheduler
+    from dfdetect.train.recipe import OptimizerSection, SchedulerSection
+
+    optimizer = build_optimizer([torch.nn.Parameter(torch.zeros(1))], OptimizerSection(lr=1.0))
+    section = SchedulerSection(name=name, step_epochs=3, gamma=0.5, poly_power=0.9)
+    scheduler = build_scheduler(optimizer, section, epochs=10, steps_per_epoch=4)
+    for t in range(12):
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(expected(t), abs=1e-9), t
+        optimizer.step()
+        scheduler.step()
+
+
 def test_losses_agree_on_the_fake_logit():
     from dfdetect.train.losses import BinaryCrossEntropy, CrossEntropy, FocalLoss
 
@@ -165,6 +183,11 @@ def test_losses_agree_on_the_fake_logit():
     two_class = torch.stack([torch.zeros(3), logit], dim=1)
     assert torch.allclose(BinaryCrossEntropy()(logit, labels), CrossEntropy()(two_class, labels))
     assert FocalLoss(focal_gamma=0.0)(logit, labels) == pytest.approx(BinaryCrossEntropy()(logit, labels).item())
+    # The focal loss (torchvision's) by its definition: (1 - p_true)^gamma x cross-entropy.
+    p = torch.sigmoid(logit)
+    p_true = p * labels + (1 - p) * (1 - labels)
+    by_hand = ((1 - p_true) ** 2 * torch.nn.functional.binary_cross_entropy_with_logits(logit, labels, reduction="none"))
+    assert FocalLoss(focal_gamma=2.0)(logit, labels) == pytest.approx(by_hand.mean().item(), rel=1e-6)
     smoothed = BinaryCrossEntropy(label_smoothing=0.2)(torch.tensor([0.0]), torch.tensor([1.0]))
     assert smoothed == pytest.approx(np.log(2.0))  # at p = 0.5 the smoothed target changes nothing
 
@@ -366,3 +389,28 @@ def test_time_limit_ends_the_run_after_the_current_epoch_and_still_calibrates(fa
     assert len(result.history) == 1
     assert result.card.training["stopped_by_time_limit"] is True
     assert result.model_path.exists() and result.metrics is not None
+
+
+def test_resuming_from_a_state_that_is_a_pickle_is_refused_without_running_it(tmp_path):
+    import pickle
+
+    from dfdetect.errors import CheckpointError
+    from dfdetect.train.checkpoints import Checkpoints
+
+    (tmp_path / "checkpoints").mkdir()
+    marker = tmp_path / "ran"
+    # Unpickling this would create the marker file.
+    (tmp_path / "checkpoints" / "state.pt").write_bytes(pickle.dumps(_Creates(marker), protocol=2))
+    recipe = load_recipe(CONFIGS / "seed003_efficientnet_b0.yaml")
+
+    with pytest.raises(CheckpointError, match="cannot resume from .*state.pt.*refused without running"):
+        Checkpoints(tmp_path, recipe).load_state(resume=True)
+    assert not marker.exists()
+
+
+class _Creates:
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))

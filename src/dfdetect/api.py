@@ -12,7 +12,7 @@ import numpy as np
 
 from .errors import DfdetectError
 from .quality import unsure_reasons
-from .results import FaceScore, MediaSummary, ModelSummary, ScanResult, TrackResult
+from .results import FaceScore, MediaSummary, ModelSummary, ScanResult, ScanSettings, TrackResult
 from .scoring import AGGREGATORS, DEFAULT_AGGREGATION, verdict
 
 log = logging.getLogger(__name__)
@@ -21,6 +21,10 @@ UNTRAINED_WARNING = (
     "the model {name!r} is NOT trained to detect deepfakes (ImageNet weights only): its scores are "
     "meaningless; pass --model with a trained checkpoint"
 )
+
+
+SHORT_READ_WARNING = ("only {read} of {asked} sampled frames could be read (the video is cut short or damaged); "
+                      "the verdict rests on those")
 
 
 @dataclass
@@ -74,27 +78,45 @@ class Detector:
 
     @classmethod
     def load(cls, model: str | Path = "default", device: str = "auto", **options) -> "Detector":
+        """Options are ScanOptions' fields; `frames` is the command line's name for `sampling`."""
         from .devices import resolve_device
+        from .errors import ConfigError
         from .models import load_checkpoint
 
+        if "frames" in options:
+            if "sampling" in options:
+                raise ConfigError("give frames or sampling, not both (they are one option)")
+            options["sampling"] = options.pop("frames")
+        unknown = sorted(set(options) - set(ScanOptions.__dataclass_fields__))
+        if unknown:
+            raise ConfigError(f"unknown option(s) {', '.join(unknown)}; Detector.load takes "
+                              f"{', '.join(['frames', *ScanOptions.__dataclass_fields__])}")
         device = resolve_device(device)
         net, card = load_checkpoint(model, device=device)
         return cls(net, card, device, ScanOptions(**options))
 
+    def __repr__(self) -> str:
+        return (f"Detector(model={self.card.name!r}, arch={self.card.arch!r}, device={self.device!r}, "
+                f"frames={str(self.sampling)!r}, detector={self.detector_name!r}, "
+                f"aggregation={self.aggregation.name!r}, threshold={self.threshold:.3f}, tta={self.options.tta})")
+
     # -- scanning -----------------------------------------------------------------------------------
-    def scan(self, path: str | Path, on_progress: Callable[[float], None] | None = None) -> ScanResult:
-        """Scan one video or image. `on_progress`, if given, is called with the share of the video done
+    def scan(self, path, on_progress: Callable[[float], None] | None = None) -> ScanResult:
+        """Scan one video or image: a path, or an image in memory (an RGB uint8 numpy array of shape
+        (H, W, 3), or a PIL image). `on_progress`, if given, is called with the share of the video done
         (0 to 1, by time) after each chunk of frames, e.g. to drive a progress bar on long videos."""
         start = time.perf_counter()
+        in_memory = not isinstance(path, (str, Path))
+        label = f"<{type(path).__name__}>" if in_memory else str(path)
         try:
-            result = self._scan(Path(path), on_progress)
+            result = self._scan(_InMemoryImage.of(path) if in_memory else Path(path), on_progress)
         except DfdetectError as exc:
-            result = ScanResult(path=str(path), verdict="error", error=str(exc))
+            result = ScanResult(path=label, verdict="error", error=str(exc))
         except MemoryError:
-            result = ScanResult(path=str(path), verdict="error", error="out of memory while reading this file")
+            result = ScanResult(path=label, verdict="error", error="out of memory while reading this file")
         except Exception as exc:  # one bad item must not end a batch; the message still names the cause
             log.debug("scan of %s failed", path, exc_info=True)
-            result = ScanResult(path=str(path), verdict="error",
+            result = ScanResult(path=label, verdict="error",
                                 error=f"internal error {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
         result.timings["total_s"] = round(time.perf_counter() - start, 3)
         return result
@@ -103,11 +125,11 @@ class Detector:
         for path in paths:
             yield self.scan(path)
 
-    def _scan(self, path: Path, on_progress: Callable[[float], None] | None = None) -> ScanResult:
+    def _scan(self, path, on_progress: Callable[[float], None] | None = None) -> ScanResult:
         from .faces.track import build_tracks, filter_tracks
         from .media import probe
 
-        info = probe(path)
+        info = path.info() if isinstance(path, _InMemoryImage) else probe(path)
         timings: dict[str, float] = {}
 
         def report_time(time_s: float) -> None:
@@ -118,16 +140,21 @@ class Detector:
         tracks = filter_tracks(build_tracks(detections), n_frames=len(detections),
                                min_fraction=self.options.min_track_fraction)
         threshold = self.video_threshold if info.kind == "video" else self.threshold
+        asked = self._frames_asked(info)
+        short = [SHORT_READ_WARNING.format(read=len(detections), asked=asked)] if len(detections) < asked else []
         base = dict(
             path=str(path), threshold=threshold, aggregation=self.aggregation.name,
-            detector=self.detector_name, frames_sampled=len(detections), timings=timings,
-            media=MediaSummary(kind=info.kind, width=info.width, height=info.height, fps=info.fps or 0.0,
-                               frame_count=info.frame_count, duration_s=info.duration_s or 0.0,
-                               rotation=info.rotation),
+            detector=self.detector_name, frames_sampled=len(detections), frames_asked=asked, timings=timings,
+            settings=ScanSettings(frames=str(self.sampling), tta=self.options.tta, detector=self.detector_name,
+                                  aggregation=self.aggregation.name, threshold=threshold, device=self.device),
+            media=MediaSummary(kind=info.kind, width=info.width, height=info.height,
+                               fps=info.fps if info.kind == "video" else None, frame_count=info.frame_count,
+                               duration_s=info.duration_s if info.kind == "video" else None,
+                               rotation=info.rotation, sha256=_sha256_of(path)),
             model=ModelSummary(name=self.card.name, arch=self.card.arch,
                                trained_for_deepfakes=self.card.trained_for_deepfakes,
-                               temperature=self.card.temperature),
-            warnings=list(self.warnings),
+                               temperature=self.card.temperature, weights_sha256=self.card.weights_sha256),
+            warnings=list(self.warnings) + short,
         )
         if not tracks:
             return ScanResult(verdict="no_face", **base)
@@ -141,7 +168,7 @@ class Detector:
                 track_id=track.id, probability=track_p, verdict=verdict(track_p, threshold),
                 unsure_reasons=unsure_reasons([face_quality[id(face.box)] for face in faces]),
                 faces=[FaceScore(frame_index=f.frame_index, time_s=round(f.time_s, 3),
-                                 box=tuple(round(v, 1) for v in f.box.to_list()),
+                                 box=[round(v, 1) for v in f.box.to_list()],
                                  detector_score=round(float(f.box.score), 4), probability=fp)
                        for f, fp in zip(faces, p)],
             ))
@@ -149,6 +176,21 @@ class Detector:
         reasons = _video_unsure_reasons(track_results)
         return ScanResult(verdict=verdict(video_p, threshold), probability=video_p, tracks=track_results,
                           unsure=bool(reasons), unsure_reasons=reasons, **base)
+
+    def _frames_asked(self, info) -> int:
+        """How many frames the sampling rule asks of this video, by its header; a video that yields fewer
+        is cut short or damaged. Open-ended rules on an estimated length are not held to it."""
+        from .media import sample_indices
+
+        if info.kind != "video" or (info.frame_count_estimated and not self.sampling.needs_frame_count):
+            return 0
+        # Headers often count one frame too many; evenly spaced samples never land on the last one, and
+        # for the open-ended rules that frame is not held against the video.
+        frame_count = info.frame_count - (0 if self.sampling.needs_frame_count else 1)
+        try:
+            return len(sample_indices(frame_count, info.fps, self.sampling))
+        except DfdetectError:
+            return 0
 
     def _detect_and_score_faces(self, path: Path, timings: dict,
                                 on_time: Callable[[float], None] | None = None) -> tuple[list, dict, dict]:
@@ -182,7 +224,8 @@ class Detector:
                 on_time(chunk[-1].time_s)
             chunk.clear()
 
-        for frame in iter_frames(path, self.sampling):
+        frames = path.frames() if isinstance(path, _InMemoryImage) else iter_frames(path, self.sampling)
+        for frame in frames:
             decode_s += time.perf_counter() - t0
             chunk.append(frame)
             if len(chunk) >= self.options.chunk_frames:
@@ -199,6 +242,57 @@ class Detector:
     def predict(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """Calibrated probability that each face crop (letterboxed to the input size) is fake."""
         return self.predictor.probabilities(crops)
+
+
+def _sha256_of(path) -> str:
+    """Of the file's bytes; of the pixels for an image given in memory."""
+    import hashlib
+
+    if isinstance(path, _InMemoryImage):
+        return hashlib.sha256(path.image.tobytes()).hexdigest()
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class _InMemoryImage:
+    """An image handed to scan() as an array or a PIL image; its result's path reads "<array HxW>"."""
+
+    image: np.ndarray
+
+    @classmethod
+    def of(cls, obj) -> "_InMemoryImage":
+        from .errors import MediaError
+
+        if hasattr(obj, "convert") and hasattr(obj, "size"):  # a PIL image, in any mode
+            obj = np.asarray(obj.convert("RGB"))
+        if not isinstance(obj, np.ndarray):
+            raise MediaError(f"cannot scan a {type(obj).__name__}: give a path, an RGB numpy array or a PIL image")
+        if obj.ndim == 2:
+            obj = np.repeat(obj[:, :, None], 3, axis=2)
+        if obj.ndim != 3 or obj.shape[2] not in (3, 4) or min(obj.shape[:2]) < 1:
+            raise MediaError(f"an image array must be (height, width, 3) RGB; got shape {obj.shape}")
+        if obj.dtype != np.uint8:
+            raise MediaError(f"an image array must be uint8 (0-255); got {obj.dtype}")
+        return cls(np.ascontiguousarray(obj[:, :, :3]))
+
+    def __str__(self) -> str:
+        return f"<array {self.image.shape[0]}x{self.image.shape[1]}>"
+
+    def info(self):
+        from .media import MediaInfo
+
+        h, w = self.image.shape[:2]
+        return MediaInfo(path=Path(str(self)), kind="image", width=w, height=h, frame_count=1, fps=None,
+                         duration_s=None, rotation=0, codec="array")
+
+    def frames(self):
+        from .media import Frame
+
+        return iter([Frame(index=0, time_s=0.0, image=self.image)])
 
 
 def _video_unsure_reasons(tracks: Sequence[TrackResult]) -> list[str]:

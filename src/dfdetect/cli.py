@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 
 from . import __version__
@@ -19,6 +20,7 @@ COMMANDS = {
     "evaluate": "evaluate a checkpoint on a manifest of face crops",
     "calibrate": "refit a model's temperature and thresholds on a manifest split, into a new checkpoint",
     "compare": "compare trained runs in one table",
+    "models": "list the models usable by name, with their headline figures",
 }
 
 
@@ -39,17 +41,50 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     selected = next((a for a in argv if not a.startswith("-")), None)
+    if selected is not None and selected not in COMMANDS:
+        return _unknown_command(selected)
     args = build_parser(selected if selected in COMMANDS else None).parse_args(argv)
     from .errors import DfdetectError
 
+    previous = _stop_on_sigterm()
     try:
         return int(args._run(args) or 0)
     except DfdetectError as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (kill, a job scheduler, a container stop) takes the same path as Ctrl-C, so that finished
+    results are written and workers are shut down."""
+
+
+def _stop_on_sigterm():
+    def stop(signum, frame):
+        raise Terminated()
+
+    try:
+        return signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread (embedded use): leave the signal alone
+        return None
+
+
+def _unknown_command(name: str) -> int:
+    import difflib
+
+    close = difflib.get_close_matches(name, COMMANDS, n=1, cutoff=0.6)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    print(f"dfdetect: error: unknown command '{name}'; {hint}commands: {', '.join(COMMANDS)}", file=sys.stderr)
+    return 2
 
 
 def one_line(exc: Exception) -> str:

@@ -12,14 +12,15 @@ FAKE_COLOUR = (230, 40, 40)   # RGB
 REAL_COLOUR = (40, 200, 60)
 
 
-def render_result(result, out_path: str | Path) -> Path:
+def render_result(result, out_path: str | Path, on_progress=None) -> Path:
+    """`on_progress`, if given, is called with the share of a video written (0 to 1)."""
     if result.media is None:
         raise DfdetectError(f"nothing to render for {result.path}: {result.error or result.verdict}")
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     if result.media.kind == "image":
         return _render_image(result, out_path)
-    return _render_video(result, out_path)
+    return _render_video(result, out_path, on_progress)
 
 
 def _render_image(result, out_path: Path) -> Path:
@@ -28,25 +29,37 @@ def _render_image(result, out_path: Path) -> Path:
     from .media import read_image
 
     image = np.array(read_image(result.path))  # a writable copy to draw on
-    _draw_frame(image, [(t, f.box) for t in result.tracks for f in t.faces])
+    _draw_frame(image, [(t, f.box.to_list(), f.probability) for t in result.tracks for f in t.faces])
     if not cv2.imwrite(str(out_path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
         raise DfdetectError(f"cannot write {out_path} (use a .png or .jpg name)")
     return out_path
 
 
-def _render_video(result, out_path: Path) -> Path:
+def _render_video(result, out_path: Path, on_progress=None) -> Path:
+    """Every frame of the input with each person's box, their score and the score of their face nearest
+    in time; the input's sound is copied along."""
     from .media import FrameSampling, iter_frames, open_video_writer
 
     tracks = [(t, *_as_track(t)) for t in result.tracks]
     fps = result.media.fps or 25.0
+    total = max(1, result.media.frame_count)
     with open_video_writer(out_path, fps, result.media.width, result.media.height) as writer:
+        writer.copy_audio_from(result.path)
         for frame in iter_frames(result.path, FrameSampling(every=1)):
-            boxes = [(t, b.to_list()) for t, track, hold in tracks
+            boxes = [(t, b.to_list(), _nearest_face_probability(t, frame.index)) for t, track, hold in tracks
                      if (b := track.box_at(frame.index, hold=hold)) is not None]
             image = np.array(frame.image)  # decoded frames may be read-only views
             _draw_frame(image, boxes)
             writer.write(image)
+            if on_progress is not None:
+                on_progress(min(1.0, (frame.index + 1) / total))
     return out_path
+
+
+def _nearest_face_probability(result_track, frame_index: int) -> float:
+    """The p(fake) of the person's scored face nearest in time to this frame."""
+    nearest = min(result_track.faces, key=lambda f: abs(f.frame_index - frame_index))
+    return nearest.probability
 
 
 def _as_track(result_track):
@@ -56,7 +69,7 @@ def _as_track(result_track):
     from .faces.track import Track, TrackedFace
 
     faces = sorted(result_track.faces, key=lambda f: f.frame_index)
-    track = Track(result_track.track_id, [TrackedFace(f.frame_index, f.time_s, FaceBox(*f.box)) for f in faces])
+    track = Track(result_track.track_id, [TrackedFace(f.frame_index, f.time_s, FaceBox(*f.box.to_list())) for f in faces])
     gaps = np.diff(track.frame_indices)
     hold = int(np.median(gaps)) // 2 if len(gaps) else 15
     return track, hold
@@ -67,11 +80,12 @@ def _draw_frame(image: np.ndarray, boxes) -> None:
 
     thickness = max(2, round(max(image.shape[:2]) / 400))
     scale = max(0.5, max(image.shape[:2]) / 1400)
-    for track, (x1, y1, x2, y2) in boxes:
+    for track, (x1, y1, x2, y2), face_probability in boxes:
         colour = FAKE_COLOUR if track.verdict == "fake" else REAL_COLOUR
         p1, p2 = (int(x1), int(y1)), (int(x2), int(y2))
         cv2.rectangle(image, p1, p2, colour, thickness)
-        label = f"{track.verdict.upper()} p(fake)={track.probability:.2f}"
+        # The person's verdict and score, then this face's own score: the box colour follows the person.
+        label = f"{track.verdict.upper()} {track.probability:.2f} | face {face_probability:.2f}"
         (w, h), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
         top = max(0, p1[1] - h - base - 4)
         cv2.rectangle(image, (p1[0], top), (p1[0] + w + 6, top + h + base + 4), colour, -1)

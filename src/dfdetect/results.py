@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import csv
 import json
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
+
+# The version of the JSON layout (ScanBatch); raised whenever a field changes meaning or shape. The JSON Schema
+# of each version is in dfdetect/schemas/ (SCHEMA_PATH), written by `python -m dfdetect.results --write`.
+SCHEMA_VERSION = 2
+SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / f"scan-results.v{SCHEMA_VERSION}.schema.json"
 
 Verdict = Literal["fake", "real", "no_face", "error"]
 CSV_COLUMNS = [
@@ -16,10 +22,32 @@ CSV_COLUMNS = [
 ]
 
 
+class Box(BaseModel):
+    """A face box in pixels of the upright frame: left, top, right, bottom."""
+
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_list(cls, value):  # schema 1 wrote [x1, y1, x2, y2]
+        if isinstance(value, (list, tuple)):
+            return dict(zip(("x1", "y1", "x2", "y2"), value))
+        return value
+
+    def to_list(self) -> list[float]:
+        return [self.x1, self.y1, self.x2, self.y2]
+
+    def __getitem__(self, index: int) -> float:
+        return self.to_list()[index]
+
+
 class FaceScore(BaseModel):
     frame_index: int
     time_s: float
-    box: tuple[float, float, float, float]
+    box: Box
     detector_score: float
     probability: float
 
@@ -37,10 +65,11 @@ class MediaSummary(BaseModel):
     kind: Literal["video", "image"]
     width: int
     height: int
-    fps: float = 0.0
+    fps: float | None = None         # None for an image, or a video whose rate is unknown
     frame_count: int = 1
-    duration_s: float = 0.0
+    duration_s: float | None = None  # None for an image
     rotation: int = 0
+    sha256: str | None = None        # of the input file's bytes: which file exactly was scanned
 
 
 class ModelSummary(BaseModel):
@@ -48,6 +77,18 @@ class ModelSummary(BaseModel):
     arch: str
     trained_for_deepfakes: bool
     temperature: float
+    weights_sha256: str = ""
+
+
+class ScanSettings(BaseModel):
+    """What the scan was asked to do, so that a result can be reproduced."""
+
+    frames: str = "32"   # the --frames rule
+    tta: bool = False
+    detector: str = ""
+    aggregation: str = ""
+    threshold: float = 0.5
+    device: str = ""
 
 
 class ScanResult(BaseModel):
@@ -57,7 +98,10 @@ class ScanResult(BaseModel):
     threshold: float = 0.5
     aggregation: str = ""
     detector: str = ""
+    settings: ScanSettings | None = None
     frames_sampled: int = 0
+    # The frames the sampling rule asked of this input; more than frames_sampled when the file is cut short.
+    frames_asked: int = 0
     tracks: list[TrackResult] = Field(default_factory=list)
     media: MediaSummary | None = None
     model: ModelSummary | None = None
@@ -72,17 +116,24 @@ class ScanResult(BaseModel):
     def ok(self) -> bool:
         return self.verdict != "error"
 
+    @property
+    def frames_short(self) -> bool:
+        """Fewer frames could be read than the sampling asked for (a truncated or damaged video)."""
+        return self.frames_sampled < self.frames_asked
+
     def summary_line(self) -> str:
         name = Path(self.path).name
         if self.verdict == "error":
             return f"{name}: error: {self.error}"
+        short = (f" WARNING: only {self.frames_sampled} of {self.frames_asked} frames could be read (cut short or "
+                 "damaged)" if self.frames_short else "")
         if self.verdict == "no_face":
-            return f"{name}: no_face (no face found in {self.frames_sampled} sampled frames)"
+            return f"{name}: no_face (no face found in {self.frames_sampled} sampled frames)" + short
         people = len(self.tracks)
         return (f"{name}: {self.verdict.upper()} p(fake)={self.probability:.3f} "
                 f"({people} {'person' if people == 1 else 'people'}, {self.frames_sampled} frames, "
                 f"{self.timings.get('total_s', 0):.1f}s)"
-                + (f" UNSURE: {'; '.join(self.unsure_reasons)}" if self.unsure else ""))
+                + (f" UNSURE: {'; '.join(self.unsure_reasons)}" if self.unsure else "") + short)
 
     def to_json(self, indent: int | None = 2) -> str:
         return self.model_dump_json(indent=indent)
@@ -98,28 +149,81 @@ class ScanResult(BaseModel):
                 "unsure": "; ".join(self.unsure_reasons)}
         rows = [
             {**base, "track_id": t.track_id, "track_probability": t.probability, "track_verdict": t.verdict,
-             "frame_index": f.frame_index, "time_s": f.time_s, "x1": f.box[0], "y1": f.box[1],
-             "x2": f.box[2], "y2": f.box[3], "face_probability": f.probability}
+             "frame_index": f.frame_index, "time_s": f.time_s, "x1": f.box.x1, "y1": f.box.y1,
+             "x2": f.box.x2, "y2": f.box.y2, "face_probability": f.probability}
             for t in self.tracks for f in t.faces
         ]
         return rows or [base]
 
-    def render(self, out_path: str | Path) -> Path:
-        """Annotated copy of the input (video or image): a red (fake) or green (real) box per face."""
+    def __repr__(self) -> str:
+        p = "None" if self.probability is None else f"{self.probability:.3f}"
+        return (f"ScanResult(path={self.path!r}, verdict={self.verdict!r}, probability={p}, "
+                f"people={len(self.tracks)}, frames={self.frames_sampled})")
+
+    def to_df(self):
+        """One row per scored face (one row for an item without faces), with the CSV's columns, as pandas."""
+        return results_frame([self])
+
+    def plot(self, ax=None):
+        """Each person's face p(fake) over the video's time (or per face for an image), with the threshold:
+        a matplotlib Axes, on `ax` if given."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(7, 3.5))
+        for track in self.tracks:
+            xs = [f.time_s for f in track.faces] if self.media and self.media.kind == "video" else \
+                [f.frame_index for f in track.faces]
+            ax.plot(xs, [f.probability for f in track.faces], marker="o",
+                    label=f"person {track.track_id}: {track.verdict} ({track.probability:.2f})")
+        ax.axhline(self.threshold, color="grey", linestyle="--", linewidth=1, label=f"threshold {self.threshold:.2f}")
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("time (s)" if self.media and self.media.kind == "video" else "face")
+        ax.set_ylabel("p(fake)")
+        ax.set_title(f"{Path(self.path).name}: {self.verdict}")
+        if self.tracks:
+            ax.legend(loc="best", fontsize="small")
+        return ax
+
+    def render(self, out_path: str | Path, on_progress=None) -> Path:
+        """Annotated copy of the input (video or image): a red (fake) or green (real) box per face with the
+        person's and the face's score; a video keeps its sound. `on_progress(share)` follows a video's frames."""
         from .render import render_result
 
-        return render_result(self, out_path)
+        return render_result(self, out_path, on_progress)
+
+
+def _now() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 class ScanBatch(BaseModel):
-    """The JSON file format of `dfdetect scan --json`."""
+    """The JSON file format of `dfdetect scan --json` (and ScanResult.save_json)."""
 
+    schema_version: int = SCHEMA_VERSION
     dfdetect_version: str
+    created: str = Field(default_factory=_now, description="when the file was written (ISO 8601, UTC)")
     results: list[ScanResult]
+
+
+def results_frame(results: Iterable[ScanResult]):
+    """Results as a pandas DataFrame: the CSV's columns, one row per scored face or failed item."""
+    import pandas as pd
+
+    return pd.DataFrame([row for result in results for row in result.csv_rows()], columns=CSV_COLUMNS)
 
 
 def write_report(results: Iterable[ScanResult], path: str | Path) -> Path:
     """A Markdown report a person reads: one line per item, then each person's score and sightings."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, report_text(results))
+    return path
+
+
+def report_text(results: Iterable[ScanResult]) -> str:
     from . import __version__
 
     results = list(results)
@@ -147,10 +251,7 @@ def write_report(results: Iterable[ScanResult], path: str | Path) -> Path:
             probs = [f.probability for f in t.faces]
             lines.append(f"| {t.track_id} | {t.verdict} | {t.probability:.3f} | {len(t.faces)} | "
                          f"{min(times):.1f} - {max(times):.1f} | {min(probs):.3f} - {max(probs):.3f} |")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, "\n".join(lines) + "\n")
-    return path
+    return "\n".join(lines) + "\n"
 
 
 def write_json(results: Iterable[ScanResult], path: str | Path) -> Path:
@@ -170,57 +271,106 @@ def read_json(path: str | Path) -> list[ScanResult]:
 def write_csv(results: Iterable[ScanResult], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        for result in results:
-            writer.writerows(result.csv_rows())
-    tmp.replace(path)
+    _atomic_write(path, results_frame(results).to_csv(index=False))
     return path
 
 
 class ResultFiles:
     """Results written as a batch goes: CSV rows appended per item, the JSON file rewritten at most every
-    `json_interval_s` seconds and on exit (also on Ctrl-C), so a long batch costs linear I/O and an
-    interruption loses nothing that finished."""
+    `json_interval_s` seconds and on exit (also on Ctrl-C or SIGTERM), so a long batch costs linear I/O and an
+    interruption loses nothing that finished.
+
+    `claim()` checks and locks the files before any work (outputs.HeldFile), so that a wrong path fails in
+    a second rather than after the model loads, and two runs never write one file; entering the context
+    starts writing them; files claimed but never started are left as they were."""
 
     def __init__(self, json_path: str | Path | None = None, csv_path: str | Path | None = None,
                  json_interval_s: float = 5.0, report_path: str | Path | None = None):
-        self.report_path = Path(report_path) if report_path else None
-        self.json_path = Path(json_path) if json_path else None
-        self.csv_path = Path(csv_path) if csv_path else None
+        from .outputs import HeldFile
+
+        named = {"--json": json_path, "--csv": csv_path, "--report": report_path}
+        self.held = {option: HeldFile(path, option) for option, path in named.items() if path}
         self.json_interval_s = json_interval_s
         self.results: list[ScanResult] = []
         self._csv = None
         self._last_json = 0.0
+        self._claimed = False
+
+    def claim(self, inputs: Iterable[str | Path] = ()) -> "ResultFiles":
+        from .outputs import check_outputs
+
+        check_outputs({option: held.path for option, held in self.held.items()}, inputs)
+        try:
+            for held in self.held.values():
+                held.acquire()
+        except BaseException:
+            self.release()
+            raise
+        self._claimed = True
+        return self
+
+    def release(self) -> None:
+        for held in self.held.values():
+            held.release()
 
     def __enter__(self) -> "ResultFiles":
-        if self.csv_path:
-            self.csv_path.parent.mkdir(parents=True, exist_ok=True)
-            self._csv = open(self.csv_path, "w", newline="")
-            self._writer = csv.DictWriter(self._csv, fieldnames=CSV_COLUMNS)
-            self._writer.writeheader()
+        if not self._claimed:
+            self.claim()
+        try:
+            if "--csv" in self.held:
+                self._csv = self.held["--csv"].open_for_appending()
+                self._writer = csv.DictWriter(self._csv, fieldnames=CSV_COLUMNS)
+                self._writer.writeheader()
+            if "--json" in self.held:  # from the start a valid (empty) batch, not yesterday's results
+                self._write_json()
+        except BaseException:  # __exit__ does not run when __enter__ fails: let the files go here
+            self.release()
+            raise
         return self
 
     def add(self, result: ScanResult) -> None:
         import time
 
         self.results.append(result)
-        if self._csv:
-            self._writer.writerows(result.csv_rows())
-            self._csv.flush()
-        if self.json_path and time.monotonic() - self._last_json >= self.json_interval_s:
-            write_json(self.results, self.json_path)
-            self._last_json = time.monotonic()
+        with _as_output_error("--csv", self.held.get("--csv")):
+            if self._csv:
+                self._writer.writerows(result.csv_rows())
+                self._csv.flush()
+        if "--json" in self.held and time.monotonic() - self._last_json >= self.json_interval_s:
+            self._write_json()
+
+    def _write_json(self) -> None:
+        import time
+
+        from . import __version__
+
+        batch = ScanBatch(dfdetect_version=__version__, results=self.results)
+        with _as_output_error("--json", self.held["--json"]):
+            self.held["--json"].replace(batch.model_dump_json(indent=2) + "\n")
+        self._last_json = time.monotonic()
 
     def __exit__(self, *exc) -> None:
-        if self._csv:
-            self._csv.close()
-        if self.json_path:
-            write_json(self.results, self.json_path)
-        if self.report_path:
-            write_report(self.results, self.report_path)
+        try:
+            if self._csv:
+                self._csv.close()
+            if "--json" in self.held:
+                self._write_json()
+            if "--report" in self.held:
+                with _as_output_error("--report", self.held["--report"]):
+                    self.held["--report"].replace(report_text(self.results))
+        finally:
+            self.release()
+
+
+@contextmanager
+def _as_output_error(option: str, held):
+    """A write that fails mid-batch (disk full, a removed folder) is one line naming the file, not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        from .errors import DfdetectError
+
+        raise DfdetectError(f"{option} {held.path if held else ''}: writing failed ({exc.strerror or exc})") from None
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -230,8 +380,19 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def json_schema() -> dict:
-    return ScanBatch.model_json_schema()
+    schema = ScanBatch.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = f"https://dfdetect/schemas/{SCHEMA_PATH.name}"
+    return schema
 
 
-if __name__ == "__main__":
-    print(json.dumps(json_schema(), indent=2))
+def schema_text() -> str:
+    return json.dumps(json_schema(), indent=2) + "\n"
+
+
+if __name__ == "__main__":  # print the schema; with --write, regenerate the packaged file
+    import sys
+
+    if "--write" in sys.argv:
+        SCHEMA_PATH.write_text(schema_text())
+    print(SCHEMA_PATH if "--write" in sys.argv else schema_text(), end="\n" if "--write" in sys.argv else "")

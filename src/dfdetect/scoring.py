@@ -62,10 +62,10 @@ def _all_faces(tracks: Sequence[Sequence[float]]) -> list[float]:
 
 AGGREGATORS.register("mean", Aggregation(
     "mean", mean_probability, lambda tracks: mean_probability(_all_faces(tracks)),
-    "mean of every face's probability in the video (seeds 000, 002)"))
+    "mean of every face's probability in the video"))
 AGGREGATORS.register("confident", Aggregation(
     "confident", confident_mean, lambda tracks: confident_mean(_all_faces(tracks)),
-    "mean of the confident faces when enough agree (DFDC winner)"))
+    "when enough faces are confidently fake (or real), the mean of those only; else the mean of all"))
 AGGREGATORS.register("max_track", Aggregation(
     "max_track", mean_probability, lambda tracks: max(mean_probability(t) for t in tracks),
     "each person scored by the mean of their faces; the video is as fake as its most fake person"))

@@ -16,7 +16,9 @@ LEVELS = ("frame", "video", "both")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..models.predict import TTA_MODES
+    from ..devices import device_option
+    from ..evaluate.calibration import THRESHOLD_RULES
+    from .options import add_aggregation, add_tta, threshold_option
 
     parser.add_argument("checkpoint", help="checkpoint (.safetensors with its .json card, or its stem) or a bundled "
                         "model name such as 'default'")
@@ -28,17 +30,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "checkpoint, or in the current folder for a bundled model)")
     parser.add_argument("--level", choices=LEVELS, default="both",
                         help="score single crops, videos (crops aggregated per 'video'), or both (default)")
-    parser.add_argument("--aggregate", default="mean",
-                        help="how crop probabilities become one per video (a scanning aggregation strategy)")
+    add_aggregation(parser, "mean", "how crop probabilities become one per video, as scanning does")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    parser.add_argument("--device", default="auto", type=device_option, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     parser.add_argument("--workers", type=int, default=4, help="threads that decode crops (default: 4)")
-    parser.add_argument("--tta", choices=TTA_MODES, default="none",
-                        help="test-time augmentation: 'flip' averages the logits of each crop and its mirror")
+    add_tta(parser, takes_mode=True)
     parser.add_argument("--fit-temperature-on", metavar="SPLIT",
                         help="fit the calibration temperature (and a rule-based threshold) on this split, e.g. val")
-    parser.add_argument("--threshold", default="card",
-                        help="'card' (the model card's), 'eer', 'youden' or a probability such as 0.5")
+    rules = ("card", *THRESHOLD_RULES.names())
+    parser.add_argument("--threshold", default="card", type=threshold_option(rules),
+                        help=f"a probability such as 0.5, or a rule: {', '.join(rules)} (card: the model card's)")
     parser.add_argument("--group-by", metavar="COLUMN",
                         help="report accuracy per value of this column (default: 'method' when present)")
     parser.add_argument("--history", type=Path,
@@ -179,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     results, thresholds = {}, {}
     for level in levels:
-        table = _level_table(evaluated, level, args.aggregate)
+        table = _level_table(evaluated, level, args.aggregation)
         threshold, how = _threshold(args.threshold, card, level, table, calibration, args)
         thresholds[level] = {"value": threshold, "source": how}
         groups = table[group_by].astype(str).tolist() if group_by and group_by in table.columns else None
@@ -196,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
         "manifest": str(Path(args.manifest).resolve()), "split": args.split, "crops": int(len(evaluated)),
         "unreadable_skipped": skipped, "temperature": round(float(temperature), 6),
         "temperature_source": temperature_source, "thresholds": thresholds,
-        "aggregate": args.aggregate if "video" in levels else None, "tta": args.tta, "group_by": group_by,
+        "aggregate": args.aggregation if "video" in levels else None, "tta": args.tta, "group_by": group_by,
         "device": device, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     written = write_report(out, results, info=info, history=_history_for(args), notes=notes,
@@ -305,7 +306,7 @@ def _threshold(rule: str, card, level: str, table, calibration, args) -> tuple[f
     except ValueError:
         pass
     if calibration is not None:
-        source = _level_table(calibration, level, args.aggregate)
+        source = _level_table(calibration, level, args.aggregation)
         return choose_threshold(source["label"].to_numpy(), source["prob"].to_numpy(), rule), \
             f"{rule} on split {args.fit_temperature_on!r}"
     return choose_threshold(table["label"].to_numpy(), table["prob"].to_numpy(), rule), f"{rule} on the evaluated split"

@@ -39,6 +39,10 @@ def run(args) -> int:
     from ..data.manifest import write_manifest
     from ..data.splits import assign_splits, group_leaks, split_table
 
+    from ..outputs import check_not_in_dataset, check_outputs
+
+    check_outputs({"--out": args.out})
+    check_not_in_dataset(args.out, args.dataset, "--out")
     options = _format_options(args)
     index = index_dataset(args.dataset, args.format, **options)
     for problem in index.problems:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..outputs import file_key, name_key
+
 EXIT_OK, EXIT_ITEM_FAILED = 0, 1
 
 
@@ -18,61 +20,94 @@ def _positive_int(text: str) -> int:
 
 
 def add_arguments(p) -> None:
+    from ..devices import DEVICE_FORMS, device_option
     from ..faces.detect import DETECTORS
-    from ..scoring import AGGREGATORS, DEFAULT_AGGREGATION
+    from ..media.sampling import SAMPLING_HELP, FrameSampling
+    from ..scoring import DEFAULT_AGGREGATION
+    from .options import add_aggregation, add_quiet, add_tta, threshold_option
 
-    aggregations = "; ".join(f"{name}: {AGGREGATORS.get(name).description}".replace("%", "%%") for name in AGGREGATORS.names())
     p.add_argument("paths", nargs="+", metavar="PATH", help="video or image files, or folders (searched recursively)")
     p.add_argument("--model", default="default", help="bundled model name or checkpoint path (default: %(default)s)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: %(default)s)")
-    p.add_argument("--frames", default="32", metavar="SPEC",
-                   help="frames to sample from a video: N evenly spaced, every:K, fps:R or all (default: %(default)s)")
+    p.add_argument("--device", default="auto", type=device_option, help=f"{DEVICE_FORMS} (default: %(default)s)")
+    p.add_argument("--frames", default="32", metavar="SPEC", type=FrameSampling.option,
+                   help=f"frames to sample from a video: {SAMPLING_HELP} (default: %(default)s)")
     p.add_argument("--detector", default=None, choices=DETECTORS.names(), help="face detector (default: the model's)")
-    p.add_argument("--threshold", type=float, default=None, help="p(fake) at or above which a face is fake "
-                   "(default: the model card's)")
-    p.add_argument("--aggregation", default=DEFAULT_AGGREGATION, choices=AGGREGATORS.names(),
-                   help=f"how face scores become one per person and per video (default: %(default)s). {aggregations}")
-    p.add_argument("--tta", action="store_true", help="also score horizontally flipped faces")
+    p.add_argument("--threshold", type=threshold_option(("card",)), default="card",
+                   help="p(fake) at or above which a face is fake, or 'card': the model card's (default)")
+    add_aggregation(p, DEFAULT_AGGREGATION, "how face scores become one per person and per video")
+    add_tta(p)
     p.add_argument("--batch-size", type=_positive_int, default=32, help="faces per forward pass")
     p.add_argument("--json", metavar="FILE", help="write all results as JSON")
     p.add_argument("--csv", metavar="FILE", help="write one row per face (and per failed item) as CSV")
     p.add_argument("--report", metavar="FILE", help="write a Markdown report: verdicts, people, sightings")
     p.add_argument("--annotate", metavar="OUT", help="write the input with red/green face boxes: a file for one "
                    "input, else a folder")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(p)
 
 
 def run(args) -> int:
-    from tqdm import tqdm
-
     from ..api import Detector
     from ..media import collect_inputs
     from ..results import ResultFiles
 
-    paths = collect_inputs(args.paths)
+    unreadable: list[str] = []
+    paths = collect_inputs(args.paths, problems=unreadable)
+    for problem in unreadable:
+        print(f"warning: {problem}", file=sys.stderr)
     if not paths:
         print("error: no video or image files found in the given folders", file=sys.stderr)
         return EXIT_ITEM_FAILED
-    detector = Detector.load(args.model, device=args.device, sampling=args.frames, detector=args.detector,
-                             threshold=args.threshold, aggregation=args.aggregation, tta=args.tta,
-                             batch_size=args.batch_size)
+    # Every output is checked and held before the model loads: a wrong path costs a second, not a scan.
+    _check_annotate_target(args.annotate, paths)
+    files = ResultFiles(json_path=args.json, csv_path=args.csv, report_path=args.report).claim(inputs=paths)
+    try:
+        detector = Detector.load(args.model, device=args.device, sampling=args.frames, detector=args.detector,
+                                 threshold=None if args.threshold == "card" else args.threshold,
+                                 aggregation=args.aggregation, tta=args.tta == "flip",
+                                 batch_size=args.batch_size)
+    except BaseException:
+        files.release()
+        raise
     for warning in detector.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    results, annotated = [], set()
-    bar = tqdm(paths, desc="scanning", unit="file", disable=args.quiet or len(paths) == 1, file=sys.stderr)
-    with ResultFiles(json_path=args.json, csv_path=args.csv, report_path=args.report) as files:  # an interrupted batch keeps its results
-        for path in bar:
-            result = _scan_with_progress(detector, path, show=not args.quiet and sys.stderr.isatty())
-            results.append(result)
-            files.add(result)
-            if args.annotate and result.verdict in ("fake", "real", "no_face"):
-                _annotate(result, Path(args.annotate), single=len(paths) == 1, taken=annotated)
-            bar.write(result.summary_line(), file=sys.stdout)
+    with files:  # an interrupted batch keeps its results
+        results = _scan_all(detector, paths, files, args)
     failed = [r for r in results if r.verdict in ("error", "no_face")]
     if len(results) > 1:
         counts = {v: sum(r.verdict == v for r in results) for v in ("fake", "real", "no_face", "error")}
-        print("summary: " + ", ".join(f"{n} {v}" for v, n in counts.items()))
-    return EXIT_ITEM_FAILED if failed else EXIT_OK
+        short = sum(r.frames_short for r in results)
+        print("summary: " + ", ".join(f"{n} {v}" for v, n in counts.items())
+              + (f"; {short} with fewer frames read than asked" if short else ""))
+    return EXIT_ITEM_FAILED if failed or unreadable else EXIT_OK
+
+
+def _scan_all(detector, paths: list[Path], files, args) -> list:
+    from tqdm import tqdm
+
+    results = []
+    annotated = {file_key(p) for p in paths}  # an annotated copy never takes an input's name
+    bar = tqdm(paths, desc="scanning", unit="file", disable=args.quiet or len(paths) == 1, file=sys.stderr)
+    for path in bar:
+        result = _scan_with_progress(detector, path, show=not args.quiet and sys.stderr.isatty())
+        results.append(result)
+        files.add(result)
+        if args.annotate and result.verdict in ("fake", "real", "no_face"):
+            _annotate(result, Path(args.annotate), single=len(paths) == 1, taken=annotated,
+                      show=not args.quiet and sys.stderr.isatty())
+        bar.write(result.summary_line(), file=sys.stdout)
+    return results
+
+
+def _check_annotate_target(annotate: str | None, paths: list[Path]) -> None:
+    from ..outputs import check_outputs, check_writable_folder
+
+    if not annotate:
+        return
+    target = Path(annotate)
+    if len(paths) == 1 and target.suffix:
+        check_outputs({"--annotate": target}, paths)
+    else:
+        check_writable_folder(target, "--annotate")
 
 
 def _scan_with_progress(detector, path: Path, show: bool):
@@ -89,7 +124,19 @@ def _scan_with_progress(detector, path: Path, show: bool):
         return detector.scan(path, on_progress=advance)
 
 
-def _annotate(result, target: Path, single: bool, taken: set) -> None:
+def _render_with_progress(result, out: Path, show: bool) -> None:
+    """Writing an annotated video decodes all of it again: on a terminal a transient bar shows how far."""
+    if not show or result.media is None or result.media.kind != "video":
+        result.render(out)
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=100, desc=f"annotating {out.name}", unit="%", leave=False, file=sys.stderr,
+              bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}") as bar:
+        result.render(out, on_progress=lambda done: bar.update(round(100 * done) - bar.n))
+
+
+def _annotate(result, target: Path, single: bool, taken: set, show: bool = False) -> None:
     from ..errors import DfdetectError
 
     kind = result.media.kind if result.media else "video"
@@ -99,12 +146,12 @@ def _annotate(result, target: Path, single: bool, taken: set) -> None:
         suffix = "_annotated.mp4" if kind == "video" else "_annotated.png"
         out = target / (Path(result.path).stem + suffix)
         n = 1
-        while out in taken:  # the same file name in two input folders: keep both
+        while file_key(out) in taken or name_key(out) in taken:  # a name met twice, or an input's: keep both
             n += 1
             out = target / f"{Path(result.path).stem}_{n}{suffix}"
-        taken.add(out)
+        taken.add(name_key(out))
     try:
-        result.render(out)
+        _render_with_progress(result, out, show)
         print(f"  annotated: {out}")
     except DfdetectError as exc:
         print(f"  annotation failed: {exc}", file=sys.stderr)

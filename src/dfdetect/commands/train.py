@@ -30,6 +30,8 @@ class _IntermixedParser(argparse.ArgumentParser):
 
 
 def add_arguments(parser) -> None:
+    from ..devices import device_option
+
     parser.__class__ = _IntermixedParser
     parser.epilog = __doc__.split("\n", 2)[2]
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -38,7 +40,7 @@ def add_arguments(parser) -> None:
                         help="override recipe fields, e.g. train.epochs=2 data.batch_size=8 model.pretrained=null")
     parser.add_argument("--out", metavar="RUN_DIR", help="run folder (default: runs/<recipe name>)")
     parser.add_argument("--resume", action="store_true", help="continue the interrupted run in RUN_DIR")
-    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
+    parser.add_argument("--device", default="auto", type=device_option, help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
     parser.add_argument("--print-config", action="store_true", help="print the resolved recipe and exit")
 
 

@@ -17,11 +17,10 @@ from ..registry import Registry
 from .metrics import _check, _need_both_classes, equal_error_rate, roc_curve
 
 TEMPERATURE_BOUNDS = (0.05, 20.0)
-_GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 
 
 def fit_temperature(logits, y, bounds: tuple[float, float] = TEMPERATURE_BOUNDS, tol: float = 1e-6) -> float:
-    """The temperature that minimises validation NLL, by golden-section search on log T within ``bounds``.
+    """The temperature that minimises validation NLL, by a bounded scalar search (scipy) on log T within ``bounds``.
 
     NLL is convex in 1/T, hence unimodal in log T, so the search cannot stop in a false minimum. Perfectly
     separated data push T to the lower bound (sharper is always better there); that bound keeps it finite.
@@ -37,19 +36,11 @@ def fit_temperature(logits, y, bounds: tuple[float, float] = TEMPERATURE_BOUNDS,
     def nll(log_t: float) -> float:
         return binary_nll(logits, y, math.exp(log_t))
 
-    a, b = lo, hi
-    c, d = b - _GOLDEN * (b - a), a + _GOLDEN * (b - a)
-    fc, fd = nll(c), nll(d)
-    while b - a > tol:
-        if fc <= fd:
-            b, d, fd = d, c, fc
-            c = b - _GOLDEN * (b - a)
-            fc = nll(c)
-        else:
-            a, c, fc = c, d, fd
-            d = a + _GOLDEN * (b - a)
-            fd = nll(d)
-    best = min((nll(lo), lo), (nll(hi), hi), (nll((a + b) / 2), (a + b) / 2))[1]
+    from scipy.optimize import minimize_scalar
+
+    found = minimize_scalar(nll, bounds=(lo, hi), method="bounded", options={"xatol": tol})
+    # The bounded search never evaluates the ends themselves, where separated data put the optimum.
+    best = min((nll(lo), lo), (nll(hi), hi), (float(found.fun), float(found.x)))[1]
     return float(math.exp(best))
 
 

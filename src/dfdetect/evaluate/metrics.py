@@ -71,26 +71,13 @@ def predict_labels(p, threshold: float = 0.5) -> np.ndarray:
 # ---------------------------------------------------------------- threshold-free metrics
 
 
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    """1-based ranks; tied values share the mean of the ranks they span (what makes AUC count ties as 1/2)."""
-    order = np.argsort(values, kind="mergesort")
-    sorted_values = values[order]
-    starts = np.r_[0, np.flatnonzero(np.diff(sorted_values)) + 1]
-    ends = np.r_[starts[1:], len(values)]
-    mean_rank = (starts + 1 + ends) / 2.0  # ranks starts+1 .. ends
-    ranks = np.empty(len(values), dtype=np.float64)
-    ranks[order] = np.repeat(mean_rank, ends - starts)
-    return ranks
-
-
 def roc_auc(y, p) -> float:
-    """Probability that a random fake scores above a random real (ties count one half); Mann-Whitney U / (n1 n0)."""
+    """Probability that a random fake scores above a random real (ties count one half)."""
+    from sklearn.metrics import roc_auc_score
+
     y, p = _check(y, p)
     _need_both_classes(y, "ROC-AUC")
-    n_fake = int(y.sum())
-    n_real = len(y) - n_fake
-    rank_sum = _average_ranks(p)[y == 1].sum()
-    return float((rank_sum - n_fake * (n_fake + 1) / 2.0) / (n_fake * n_real))
+    return float(roc_auc_score(y, p))
 
 
 def auc_standard_error(auc: float, n_fake: int, n_real: int) -> float:
@@ -109,29 +96,21 @@ def roc_curve(y, p, drop_intermediate: bool = True) -> tuple[np.ndarray, np.ndar
     The first point is (0, 0) at threshold +inf (nothing called fake). With ``drop_intermediate``, points on a
     straight segment between their neighbours are dropped: the curve and its area are unchanged.
     """
+    from sklearn.metrics import roc_curve as sk_roc_curve
+
     y, p = _check(y, p)
     _need_both_classes(y, "ROC curve")
-    order = np.argsort(-p, kind="mergesort")
-    p_sorted, y_sorted = p[order], y[order]
-    # one point per distinct score: the last position of each run of equal scores
-    last_of_run = np.r_[np.flatnonzero(np.diff(p_sorted)), len(p_sorted) - 1]
-    tp = np.cumsum(y_sorted)[last_of_run]
-    fp = (last_of_run + 1) - tp
-    thresholds = p_sorted[last_of_run]
-    if drop_intermediate and len(tp) > 2:
-        bends = np.r_[True, (np.diff(fp, 2) != 0) | (np.diff(tp, 2) != 0), True]
-        tp, fp, thresholds = tp[bends], fp[bends], thresholds[bends]
-    tp = np.r_[0, tp]
-    fp = np.r_[0, fp]
-    thresholds = np.r_[np.inf, thresholds]
-    return fp / fp[-1], tp / tp[-1], thresholds
+    fpr, tpr, thresholds = sk_roc_curve(y, p, drop_intermediate=drop_intermediate)
+    thresholds[0] = np.inf  # "nothing called fake" (older scikit-learn wrote max + 1)
+    return fpr, tpr, thresholds
 
 
 def log_loss(y, p, eps: float = LOG_LOSS_EPS) -> float:
     """Mean binary cross-entropy (natural log) with probabilities clipped to [eps, 1 - eps]."""
+    from sklearn.metrics import log_loss as sk_log_loss
+
     y, p = _check(y, p)
-    p = np.clip(p, eps, 1.0 - eps)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
+    return float(sk_log_loss(y, np.clip(p, eps, 1.0 - eps), labels=[0, 1]))
 
 
 def equal_error_rate(y, p) -> tuple[float, float]:
@@ -158,14 +137,11 @@ def equal_error_rate(y, p) -> tuple[float, float]:
 
 def confusion_counts(y, p, threshold: float = 0.5) -> dict[str, int]:
     """tn, fp, fn, tp with "positive" = fake."""
+    from sklearn.metrics import confusion_matrix
+
     y, p = _check(y, p)
-    pred = predict_labels(p, threshold)
-    return {
-        "tn": int(((y == 0) & (pred == 0)).sum()),
-        "fp": int(((y == 0) & (pred == 1)).sum()),
-        "fn": int(((y == 1) & (pred == 0)).sum()),
-        "tp": int(((y == 1) & (pred == 1)).sum()),
-    }
+    tn, fp, fn, tp = confusion_matrix(y, predict_labels(p, threshold), labels=[0, 1]).ravel()
+    return {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)}
 
 
 def accuracy(y, p, threshold: float = 0.5) -> float:

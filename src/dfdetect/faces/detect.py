@@ -69,13 +69,7 @@ class FaceBox:
 
     def iou(self, other: "FaceBox") -> float:
         """Intersection over union with another box (0 when they do not overlap)."""
-        inter_w = min(self.x2, other.x2) - max(self.x1, other.x1)
-        inter_h = min(self.y2, other.y2) - max(self.y1, other.y1)
-        if inter_w <= 0 or inter_h <= 0:
-            return 0.0
-        inter = inter_w * inter_h
-        union = self.area + other.area - inter
-        return inter / union if union > 0 else 0.0
+        return float(iou_matrix([self], [other])[0, 0])
 
     def clipped(self, width: int, height: int) -> "FaceBox":
         """The box limited to an image of the given size (landmarks are left as they are)."""
@@ -87,6 +81,18 @@ class FaceBox:
             self.score,
             self.landmarks,
         )
+
+
+def iou_matrix(boxes_a: Sequence[FaceBox], boxes_b: Sequence[FaceBox]) -> np.ndarray:
+    """IoU of every box of `boxes_a` with every box of `boxes_b` (torchvision's box_iou); 0 for empty boxes."""
+    import torch
+    from torchvision.ops import box_iou
+
+    if not boxes_a or not boxes_b:
+        return np.zeros((len(boxes_a), len(boxes_b)))
+    a = torch.tensor([b.to_list() for b in boxes_a], dtype=torch.float64)
+    b = torch.tensor([b.to_list() for b in boxes_b], dtype=torch.float64)
+    return np.nan_to_num(box_iou(a, b).numpy(), nan=0.0)  # 0/0 for two empty boxes
 
 
 class FaceDetector(ABC):

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .detect import FaceBox
+from .detect import FaceBox, iou_matrix
 
 # With 32 samples over the 10 s DFDC clips (one every ~9 frames) a face's box overlapped its previous one by IoU
 # 0.74-0.90 on average but down to 0.41; at 0.75 one person split into up to 16 tracks, at 0.5 into two, at 0.3
@@ -26,6 +26,7 @@ DEFAULT_IOU_THRESHOLD = 0.3
 # the one-to-one pairing keeps each on their own track while both are seen.
 DEFAULT_MAX_SHIFT = 1.0
 MAX_AREA_RATIO = 2.0
+UNLINKED_SHIFT_COST = 100.0  # the shift a pair linked by IoU alone is costed at (finite; above any max_shift)
 # Sampled frames a face may go undetected (turned head, blur) before its track ends.
 DEFAULT_MAX_GAP = 2
 # Longer misses are bridged afterwards by stitching: Haar missed the face in a third of the 192 sampled frames
@@ -130,11 +131,11 @@ def build_tracks(
         matched_boxes: set[int] = set()
         if live and boxes:
             last = [t.faces[-1].box for t in live]
-            iou = np.array([[a.iou(b) for b in boxes] for a in last])
+            iou = iou_matrix(last, boxes)
             shift = np.array([[_relative_shift(a, b) for b in boxes] for a in last])
             allowed = (iou >= iou_threshold) | (shift <= max_shift)
             # Forbidden pairs get a cost no allowed assignment can beat, so they are only ever leftovers.
-            cost = np.where(allowed, shift - iou, 1e6)
+            cost = np.where(allowed, _link_cost(iou, shift), 1e6)
             for r, c in zip(*linear_sum_assignment(cost)):
                 if allowed[r, c]:
                     live[r].faces.append(TrackedFace(frame_index, time_s, boxes[c]))
@@ -169,13 +170,21 @@ def stitch_tracks(tracks: Sequence[Track], iou_threshold: float = DEFAULT_IOU_TH
                 continue
             last = track.faces[-1].box
             iou, shift = last.iou(first), _relative_shift(last, first)
-            if (iou >= iou_threshold or shift <= max_shift) and shift - iou < best_cost:
-                best, best_cost = track, shift - iou
+            cost = float(_link_cost(iou, shift))
+            if (iou >= iou_threshold or shift <= max_shift) and cost < best_cost:
+                best, best_cost = track, cost
         if best is None:
             joined.append(Track(id=len(joined), faces=list(segment.faces)))
         else:
             best.faces.extend(segment.faces)
     return joined
+
+
+def _link_cost(iou, shift):
+    """Lower is a closer pair. A pair linked by overlap alone may have an infinite shift (sizes too far
+    apart for the shift rule): it costs more than any pair the shift rule allows, but stays finite, since an
+    infinite cost makes the assignment infeasible."""
+    return np.minimum(shift, UNLINKED_SHIFT_COST) - iou
 
 
 def _relative_shift(a: FaceBox, b: FaceBox) -> float:

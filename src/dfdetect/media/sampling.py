@@ -9,6 +9,10 @@ from typing import Iterator
 from ..errors import ConfigError, MediaError
 
 
+# One description of the rules for every command's --frames help.
+SAMPLING_HELP = "N evenly spaced frames, every:K (every K-th frame), fps:R (R per second), random:N or all"
+
+
 @dataclass(frozen=True)
 class FrameSampling:
     """Which frames of a video to use. Exactly one rule applies:
@@ -80,6 +84,17 @@ class FrameSampling:
             raise ConfigError(
                 f"frame sampling {text!r} not understood; use a number (e.g. 32), every:N, fps:R, random:N or all"
             ) from None
+
+    @classmethod
+    def option(cls, text: str) -> str:
+        """An argparse type: the spec checked when the command line is read (before any model loads)."""
+        import argparse
+
+        try:
+            cls.parse(text)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
 
     def __str__(self) -> str:
         if self.indices is not None:

@@ -8,17 +8,18 @@ from pathlib import Path
 
 from ..errors import MediaError
 
-VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+# The names a folder search picks up. A file named on the command line is read whatever its name, by its
+# content (sniff_kind); these are the containers that content check recognises and the decoders read.
+VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".ts", ".mts", ".m2ts", ".flv", ".gif",
+                    ".3gp", ".mpg", ".mpeg"}
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 MEDIA_EXTENSIONS = VIDEO_EXTENSIONS | IMAGE_EXTENSIONS
+TS_PACKET = 188  # MPEG transport stream: a 0x47 sync byte every 188 bytes
 
 _QUICKTIME_ATOMS = {b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"}
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"}
 _BMP_HEADER_SIZES = {12, 40, 52, 56, 64, 108, 124}
 _NOT_SUPPORTED = [  # recognised, but not inputs this tool reads: say what they are instead of "unknown"
-    (b"GIF8", "a GIF image; convert it to PNG or MP4"),
-    (b"II*\x00", "a TIFF image; convert it to PNG or JPEG"),
-    (b"MM\x00*", "a TIFF image; convert it to PNG or JPEG"),
     (b"%PDF", "a PDF document"),
     (b"PK\x03\x04", "a ZIP archive; unpack it first"),
     (b"\x1f\x8b", "a gzip archive; unpack it first"),
@@ -30,7 +31,7 @@ def sniff_kind(path: str | Path) -> str:
     path = Path(path)
     _check_readable_file(path)
     with open(path, "rb") as f:
-        head = f.read(64)
+        head = f.read(2 * TS_PACKET + 1)
     kind = _kind_from_magic(head)
     if kind is None:
         raise MediaError(f"not a video or image: {path} ({_describe_content(head)})")
@@ -40,6 +41,14 @@ def sniff_kind(path: str | Path) -> str:
 def _kind_from_magic(head: bytes) -> str | None:
     if head.startswith(b"\xff\xd8\xff") or head.startswith(b"\x89PNG\r\n\x1a\n"):
         return "image"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):  # TIFF: the first page is read
+        return "image"
+    if head.startswith((b"GIF87a", b"GIF89a")):  # animated or not, its frames are decoded as a video's
+        return "video"
+    if head.startswith(b"FLV\x01") or head.startswith(b"\x00\x00\x01\xba"):  # Flash video, MPEG program stream
+        return "video"
+    if len(head) > 2 * TS_PACKET and head[0] == head[TS_PACKET] == head[2 * TS_PACKET] == 0x47:
+        return "video"
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "image"
     if head[:4] == b"RIFF" and head[8:12] == b"AVI ":

@@ -45,6 +45,45 @@ class VideoWriter:
         self.codec = codec
         self._frame_time_base = 1 / rate
         self.frames_written = 0
+        self._audio = None  # (source container, packet iterator, output stream, next packet) once copied
+        self.audio_note = ""
+
+    def copy_audio_from(self, source: str | Path) -> bool:
+        """Copy the first audio stream of `source` into this video unchanged (no re-encoding), interleaved
+        with the frames as they are written. False, with `audio_note` saying why, when there is none or
+        its codec cannot go into an MP4."""
+        import av
+
+        try:
+            container = av.open(str(source))
+        except (av.error.FFmpegError, OSError) as exc:
+            self.audio_note = f"audio not copied ({_short(exc)})"
+            return False
+        if not container.streams.audio:
+            container.close()
+            return False
+        in_stream = container.streams.audio[0]
+        try:
+            out_stream = self._container.add_stream_from_template(in_stream)
+        except (av.error.FFmpegError, ValueError) as exc:
+            container.close()
+            self.audio_note = f"audio not copied: {in_stream.codec_context.name} cannot go into an MP4 ({_short(exc)})"
+            return False
+        packets = (p for p in container.demux(in_stream) if p.dts is not None)
+        self._audio = [container, packets, out_stream, next(packets, None)]
+        return True
+
+    def _mux_audio_until(self, time_s: float | None) -> None:
+        """Audio packets up to `time_s` (all that are left for None), so that sound and frames interleave."""
+        if self._audio is None:
+            return
+        container, packets, out_stream, packet = self._audio
+        while packet is not None and (time_s is None or packet.pts is None
+                                      or float(packet.pts * packet.time_base) <= time_s):
+            packet.stream = out_stream
+            self._container.mux(packet)
+            packet = next(packets, None)
+        self._audio[3] = packet
 
     def write(self, image: np.ndarray) -> None:
         import av
@@ -62,13 +101,18 @@ class VideoWriter:
         frame.pts, frame.time_base = self.frames_written, self._frame_time_base
         self._container.mux(self._stream.encode(frame))
         self.frames_written += 1
+        self._mux_audio_until(float(self.frames_written * self._frame_time_base))
 
     def close(self) -> None:
         if self._container is None:
             return
         try:
             self._container.mux(self._stream.encode(None))
+            self._mux_audio_until(None)
         finally:
+            if self._audio is not None:
+                self._audio[0].close()
+                self._audio = None
             self._container.close()
             self._container = None
 

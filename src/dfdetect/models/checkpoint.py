@@ -6,7 +6,7 @@ import hashlib
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -15,6 +15,26 @@ from ..faces.crop import FaceCrop
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "models"
 NAMED_MODELS = {"default": ASSETS / "default"}
+
+
+def user_models_dir() -> Path:
+    """Where a person keeps their own checkpoints to call by name: $DFDETECT_MODELS, else ~/.cache/dfdetect/models."""
+    import os
+
+    return Path(os.environ.get("DFDETECT_MODELS") or Path.home() / ".cache" / "dfdetect" / "models").expanduser()
+
+
+def available_models() -> dict[str, Path]:
+    """Every model usable by name (name -> checkpoint stem): the bundled ones, then each card with its weights
+    in user_models_dir(); a bundled name is never shadowed."""
+    found = dict(NAMED_MODELS)
+    folder = user_models_dir()
+    if folder.is_dir():
+        for card in sorted(folder.glob("*.json")):
+            stem = card.with_suffix("")
+            if card.with_suffix(".safetensors").is_file():
+                found.setdefault(stem.name, stem)
+    return found
 
 
 # How faces were cropped for a model; scanning must crop the same way.
@@ -31,7 +51,7 @@ class ModelCard(BaseModel):
     num_classes: Literal[1, 2] = 1
     input_size: int = Field(gt=0)
     mean: tuple[float, float, float]
-    std: tuple[float, float, float]
+    std: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]]
     crop: CropCard = Field(default_factory=CropCard)
     threshold: float = Field(0.5, ge=0.0, le=1.0)
     # For person and video scores (a mean over faces) when fitted apart from the face threshold; None: the same.
@@ -52,7 +72,9 @@ class ModelCard(BaseModel):
 
 def resolve(path_or_name: str | Path) -> tuple[Path, Path]:
     """(weights, card) paths for a bundled name ("default"), a .safetensors/.json path, or a stem."""
-    base = NAMED_MODELS.get(str(path_or_name), Path(path_or_name))
+    if not str(path_or_name).strip():
+        raise CheckpointError(f"no model given; name a model ({', '.join(available_models())}) or a checkpoint path")
+    base = available_models().get(str(path_or_name), Path(path_or_name))
     if base.suffix in (".safetensors", ".json"):
         base = base.with_suffix("")
     # Append rather than replace: "runs/b4-0.5" must not become "runs/b4-0.safetensors".
@@ -88,6 +110,9 @@ def save_checkpoint(model, card: ModelCard, path: str | Path, half: bool = False
 def load_card(path_or_name: str | Path) -> ModelCard:
     _, card_path = resolve(path_or_name)
     if not card_path.is_file():
+        if not any(sep in str(path_or_name) for sep in "/\\.") and not Path(path_or_name).exists():
+            raise CheckpointError(f"no model named {str(path_or_name)!r}; models: {', '.join(available_models())} "
+                                  "(`dfdetect models` lists them; or give a checkpoint path)")
         raise CheckpointError(f"model card not found: {card_path} (a checkpoint is a .safetensors file plus its .json card)")
     try:
         return ModelCard.model_validate(json.loads(card_path.read_text()))

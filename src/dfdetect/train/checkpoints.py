@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import ConfigError
+from ..errors import CheckpointError, ConfigError
 from .recipe import Recipe, recipe_from_dict
 from .runtime import rng_state
 
@@ -32,12 +32,23 @@ class Checkpoints:
             if not self.state_path.is_file():
                 raise ConfigError(f"nothing to resume in {self.run_dir} (no checkpoints/state.pt); drop --resume")
             self._check_same_model()
-            return torch.load(self.state_path, map_location="cpu", weights_only=True)
+            return self._read_state()
         if self.state_path.exists() or (self.run_dir / "model.safetensors").exists():
             raise ConfigError(
                 f"{self.run_dir} already holds a run; pass --resume to continue it or choose another --out"
             )
         return None
+
+    def _read_state(self) -> dict:
+        """Tensors and plain values only: a state.pt holding other objects is refused, never unpickled."""
+        import pickle
+
+        try:
+            return torch.load(self.state_path, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError) as exc:
+            raise CheckpointError(f"cannot resume from {self.state_path}: it is damaged or holds objects other than "
+                                  f"tensors and plain values ({type(exc).__name__}; refused without running any "
+                                  "code in it)") from None
 
     def _check_same_model(self) -> None:
         saved = self.run_dir / "config.yaml"

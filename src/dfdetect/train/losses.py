@@ -54,12 +54,11 @@ class FocalLoss(nn.Module):
         self.gamma = focal_gamma
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        logits = logits.float().reshape(-1)
+        from torchvision.ops import sigmoid_focal_loss
+
         targets = smooth_targets(labels, self.label_smoothing).reshape(-1)
-        bce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
-        p = torch.sigmoid(logits)
-        p_true = p * targets + (1 - p) * (1 - targets)
-        return ((1 - p_true) ** self.gamma * bce).mean()
+        # alpha=-1: no class weighting (the sampler balances the classes)
+        return sigmoid_focal_loss(logits.float().reshape(-1), targets, alpha=-1, gamma=self.gamma, reduction="mean")
 
 
 def build_loss(section) -> nn.Module:

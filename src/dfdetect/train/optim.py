@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
+from torch.optim.lr_scheduler import ConstantLR, LambdaLR, PolynomialLR, ReduceLROnPlateau, StepLR
 
 from ..registry import Registry
 
@@ -49,7 +49,10 @@ def build_optimizer(parameters, section) -> torch.optim.Optimizer:
 class WarmupCosine:
     """lr factor at time t (epochs or steps): linear warm-up, then half a cosine down to `floor`.
 
-    An object rather than a closure so that LambdaLR can save and restore it with the run state.
+    An object rather than a closure so that LambdaLR can save and restore it with the run state. Written out
+    rather than torch's LinearLR + CosineAnnealingLR in a SequentialLR: the floor is a factor of each
+    parameter group's own rate (CosineAnnealingLR's eta_min is one absolute rate for all), and the closed
+    form restores exactly on resume. The other schedules are torch's own.
     """
 
     def __init__(self, warmup: float, total: float, start: float = 0.1, floor: float = 0.0):
@@ -66,32 +69,9 @@ class WarmupCosine:
         return self.floor + (1.0 - self.floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-class StepDecay:
-    def __init__(self, every: int, gamma: float):
-        self.every = every
-        self.gamma = gamma
-
-    def __call__(self, t: int) -> float:
-        return self.gamma ** (t // self.every)
-
-
-class PolyDecay:
-    def __init__(self, total: float, power: float):
-        self.total = float(max(total, 1))
-        self.power = float(power)
-
-    def __call__(self, t: int) -> float:
-        return max(0.0, 1.0 - t / self.total) ** self.power
-
-
-class Constant:
-    def __call__(self, t: int) -> float:
-        return 1.0
-
-
 @SCHEDULERS.register("none")
 def _none(optimizer, s, epochs, steps_per_epoch):
-    return LambdaLR(optimizer, Constant())
+    return ConstantLR(optimizer, factor=1.0, total_iters=0)
 
 
 @SCHEDULERS.register("cosine")
@@ -109,12 +89,12 @@ def _warmup_cosine(optimizer, s, epochs, steps_per_epoch):
 
 @SCHEDULERS.register("step")
 def _step(optimizer, s, epochs, steps_per_epoch):
-    return LambdaLR(optimizer, StepDecay(int(_units(s.step_epochs, s, steps_per_epoch)), s.gamma))
+    return StepLR(optimizer, step_size=max(1, int(_units(s.step_epochs, s, steps_per_epoch))), gamma=s.gamma)
 
 
 @SCHEDULERS.register("poly")
 def _poly(optimizer, s, epochs, steps_per_epoch):
-    return LambdaLR(optimizer, PolyDecay(_units(epochs, s, steps_per_epoch), s.poly_power))
+    return PolynomialLR(optimizer, total_iters=max(1, round(_units(epochs, s, steps_per_epoch))), power=s.poly_power)
 
 
 @SCHEDULERS.register("plateau")

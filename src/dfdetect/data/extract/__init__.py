@@ -10,7 +10,8 @@ Presets follow the seed papers:
   seed003  Haar cascade, largest face, every 30th frame of reals and 10 random frames of each fake.
 
 Output folder:
-  crops/<group>/<video>_<frame>_<track>.jpg   letterboxed crops (crop_face, the scan path's crop), JPEG q95
+  crops/<group>-<hash>/<video>-<hash>_<frame>_<track>.jpg   letterboxed crops (crop_face, the scan path's crop),
+                      JPEG q95; the hash (of the exact id) keeps ids that look alike once made file-safe apart
   extract_log.jsonl   one line per finished video: done / no_face / skipped (+ reason), its crop rows and boxes
   manifest.csv        every crop (paths relative to the folder), rebuilt from the log at the end of each run
   extract_config.json the preset and settings; a rerun with other settings is refused

@@ -16,8 +16,17 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]+", "-", text).strip("-.") or "item"
 
 
+def unique_name(text: str) -> str:
+    """safe_name plus a short hash of the exact text: "a b.mp4" and "a-b.mp4", or two names in another
+    script, make one safe_name but stay two files."""
+    import hashlib
+
+    return f"{safe_name(text)}-{hashlib.sha1(str(text).encode('utf-8')).hexdigest()[:8]}"
+
+
 def _crop_path(task: dict, frame_index: int, track: int) -> str:
-    return f"crops/{safe_name(task['group'] or task['video'])}/{safe_name(task['video'])}_{frame_index:05d}_{track}.jpg"
+    group = task["group"] or task["video"]
+    return f"crops/{unique_name(group)}/{unique_name(task['video'])}_{frame_index:05d}_{track}.jpg"
 
 
 def _crop(image, box, settings):

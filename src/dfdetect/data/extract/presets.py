@@ -73,15 +73,16 @@ class ExtractPreset:
 PRESETS.register("train", ExtractPreset(
     name="train", real_sampling="10", fake_sampling="10", min_face=70, margin=0.0, margin_px=30,
     reuse_original_boxes=True, balance=True,
-    description="seed 002 2.4.1 (10 frames, MTCNN, >=70 px, 30 px margin, fakes cropped at their original's "
-                "boxes, fakes down-sampled to balance)"))
+    description="training crops: 10 evenly spaced frames, MTCNN, faces of 70 px or more with a 30 px margin; "
+                "a fake is cropped at its original's boxes; fakes down-sampled to the number of reals"))
 PRESETS.register("test", ExtractPreset(
     name="test", real_sampling="all", fake_sampling="all", margin=0.0, margin_px=30, track=True,
     track_iou=0.75, min_track=50, faces_per_video=50,
-    description="seed 002 2.4.2 (every frame, IoU 0.75 tracks over >=50 frames, ~50 faces per video)"))
+    description="test crops: every frame, each person tracked (IoU 0.75) over 50 frames or more, about 50 "
+                "faces per video"))
 PRESETS.register("seed000", ExtractPreset(
     name="seed000", real_sampling="every:30", fake_sampling="every:30", faces_per_frame=1,
-    description="one frame in 30, MTCNN"))
+    description="one frame in 30, MTCNN, the largest face"))
 PRESETS.register("seed003", ExtractPreset(
     name="seed003", detector="haar", real_sampling="every:30", fake_sampling="random:10", faces_per_frame=1,
     description="Haar, largest face, every 30th frame of reals, 10 random frames per fake"))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ...errors import DatasetError
 from .presets import ExtractPreset
 
 FINAL_STATUSES = ("done", "no_face", "skipped")  # "error" (an unexpected failure) is retried on a rerun
@@ -60,4 +61,15 @@ def build_manifest(videos: pd.DataFrame, records: dict[str, dict], preset: Extra
             rows.append({**base, **crop, "preset": preset.name})
     if not rows:
         return new_manifest(pd.DataFrame(columns=["path", "label"]))
+    _refuse_shared_files(rows)
     return new_manifest(rows)
+
+
+def _refuse_shared_files(rows: list[dict]) -> None:
+    """Two videos whose crops landed in one file: one of them was overwritten, so its label is wrong."""
+    owner: dict[str, str] = {}
+    for row in rows:
+        first = owner.setdefault(row["path"], row["video"])
+        if first != row["video"]:
+            raise DatasetError(f"the videos {first!r} and {row['video']!r} both wrote {row['path']}; "
+                               "rerun the extraction with --restart")

@@ -23,7 +23,7 @@ from .presets import ExtractPreset
 from .records import (
     CONFIG_NAME, FINAL_STATUSES, LOG_NAME, MANIFEST_NAME, SUMMARY_NAME, _append_log, build_manifest, read_log,
 )
-from .worker import extract_video, init_worker
+from .worker import extract_video, init_pool_worker, init_worker
 
 
 @dataclass
@@ -264,7 +264,8 @@ def _execute(ready: list[dict], waiting: dict[str, list[dict]], preset: ExtractP
     context = multiprocessing.get_context("spawn")
     queue = list(ready)
     in_flight: set = set()
-    executor = ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker, initargs=init_args)
+    executor = ProcessPoolExecutor(workers, mp_context=context, initializer=init_pool_worker,
+                                   initargs=(os.getpid(), *init_args))
     finished_cleanly = False
     try:
         while queue or in_flight:

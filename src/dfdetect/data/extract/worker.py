@@ -56,6 +56,28 @@ def init_worker(preset: dict, device: str, single_thread: bool) -> None:
         _state._detector, _state._detector_key = previous._detector, previous._detector_key
 
 
+def init_pool_worker(parent_pid: int, *init_args) -> None:
+    """A pool worker's setup: it dies with the parent, then init_worker."""
+    die_with_parent(parent_pid)
+    init_worker(*init_args)
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Ask Linux to kill this process when its parent dies, even by SIGKILL, which runs no clean-up in the
+    parent: an orphaned worker would go on writing crops and holding memory and the parent's stdout."""
+    import ctypes
+    import os
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died before the request above was made
+        os._exit(1)
+
+
 def _detector():
     return _state.detector()
 

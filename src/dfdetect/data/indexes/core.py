@@ -73,11 +73,32 @@ def index_dataset(root: str | Path, format: str = "auto", **options) -> Index:
     problems: list[str] = []
     accepted = inspect.signature(fmt.index).parameters
     rows = fmt.index(root, problems, **{k: v for k, v in options.items() if k in accepted and v is not None})
+    folders = [root if root.is_dir() else root.parent] + ([Path(options["csv"]).parent] if options.get("csv") else [])
+    rows = _drop_paths_outside(rows, folders, problems)
     if rows.empty:
         detail = f" ({'; '.join(problems[:3])})" if problems else ""
         raise DatasetError(f"no usable items found in {root} as {fmt.name}{detail}")
     rows["dataset"] = fmt.dataset or fmt.name
     return Index(new_manifest(rows), fmt.name, root, problems)
+
+
+def _drop_paths_outside(rows: pd.DataFrame, folders: list[Path], problems: list[str]) -> pd.DataFrame:
+    """A label file may name any path ("../../etc/passwd", "/home/x/y.jpg"); a dataset is what lies in its
+    folder. Links inside the folder may point anywhere (the path is judged as written, not resolved)."""
+    if rows.empty or "path" not in rows:
+        return rows
+    roots = [os.path.normpath(os.path.abspath(f)) for f in folders]
+
+    def inside(path: str) -> bool:
+        full = os.path.normpath(os.path.join(roots[0], path))
+        return any(full == r or full.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+
+    keep = rows["path"].astype(str).map(inside)
+    if not keep.all():
+        examples = ", ".join(rows.loc[~keep, "path"].astype(str).head(3))
+        problems.append(f"{int((~keep).sum())} of {len(rows)} rows name files outside the dataset folder "
+                        f"{roots[0]} (e.g. {examples}); they are left out")
+    return rows[keep].reset_index(drop=True)
 
 
 def detect_format(root: Path) -> str:
