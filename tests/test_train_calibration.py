@@ -62,6 +62,7 @@ def test_too_few_videos_keep_the_frame_threshold():
 
 def test_false_alarm_bound_raises_the_threshold_for_the_worst_group_of_people():
     from dfdetect.evaluate.fairness import describe_people
+    from dfdetect.probability import apply_temperature
     from dfdetect.train.calibration import calibrate
 
     rng = np.random.default_rng(2)
@@ -72,7 +73,7 @@ def test_false_alarm_bound_raises_the_threshold_for_the_worst_group_of_people():
     photos = np.flatnonzero(rows["dataset"].to_numpy() == "photos")
     rows.loc[photos[:60], "age"] = 8.0
     val["logits"][photos[:60]] = rng.normal(0.5, 1.0, 60)
-    probs = lambda cal: 1 / (1 + np.exp(-val["logits"] / cal.temperature))  # noqa: E731
+    probs = lambda cal: apply_temperature(val["logits"], cal.temperature)  # noqa: E731
     children = (rows["age"] == 8.0).to_numpy()
 
     plain = calibrate(val, rows, recipe().calibration, log=lambda line: None)

@@ -34,15 +34,14 @@ def run(args) -> int:
     from ..devices import resolve_device
     from ..errors import ConfigError
     from ..models import load_checkpoint, resolve, save_checkpoint
+    from ..outputs import check_outputs
     from ..train.calibration import calibrate, card_metrics
     from ..train.recipe import CalibrationSection
     from ..data.manifest import read_labelled_manifest
     from .evaluate import _score, select_split
 
     out_weights, out_card = resolve(args.out)
-    in_weights, in_card = resolve(args.checkpoint)
-    if {out_weights.resolve(), out_card.resolve()} & {in_weights.resolve(), in_card.resolve()}:
-        raise ConfigError(f"--out {args.out} is the checkpoint being calibrated; give a new path")
+    check_outputs({"--out": out_weights, "--out card": out_card}, inputs=[*resolve(args.checkpoint), args.manifest])
     try:
         section = CalibrationSection(fit_temperature=not args.no_temperature, threshold=args.threshold,
                                      max_real_fpr=args.max_real_fpr, min_group_people=args.min_group_people,
