@@ -63,9 +63,10 @@ def explain_faces(detector: "Detector", result: "ScanResult", faces_per_person: 
     if not crops:
         raise DfdetectError(f"cannot explain {result.path}: the scanned frames no longer decode")
     cams, probs = GradCam(detector).run(crops, [face.probability >= detector.threshold for _, face in keys])
-    return [FaceExplanation(track.track_id, face.frame_index, face.time_s, float(p), face.probability,
-                            "fake" if face.probability >= detector.threshold else "real", crop, overlay(crop, cam))
-            for (track, face), crop, cam, p in zip(keys, crops, cams, probs)]
+    explained = [FaceExplanation(track.track_id, face.frame_index, face.time_s, float(p), face.probability,
+                                 "fake" if face.probability >= detector.threshold else "real", crop, overlay(crop, cam))
+                 for (track, face), crop, cam, p in zip(keys, crops, cams, probs)]
+    return sorted(explained, key=lambda f: (f.track_id, f.frame_index))
 
 
 def _pick_faces(faces: Sequence, n: int) -> list:

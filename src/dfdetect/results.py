@@ -118,8 +118,10 @@ class ScanBatch(BaseModel):
     results: list[ScanResult]
 
 
-def write_report(results: Iterable[ScanResult], path: str | Path) -> Path:
-    """A Markdown report a person reads: one line per item, then each person's score and sightings."""
+def write_report(results: Iterable[ScanResult], path: str | Path, explanations: dict | None = None) -> Path:
+    """A Markdown report a person reads: one line per item, then each person's score and sightings, and
+    where `explanations` (dfdetect.explain.ExplanationFiles by result path) has them, the timeline and the
+    faces with their heat maps."""
     from . import __version__
 
     results = list(results)
@@ -147,10 +149,29 @@ def write_report(results: Iterable[ScanResult], path: str | Path) -> Path:
             probs = [f.probability for f in t.faces]
             lines.append(f"| {t.track_id} | {t.verdict} | {t.probability:.3f} | {len(t.faces)} | "
                          f"{min(times):.1f} - {max(times):.1f} | {min(probs):.3f} - {max(probs):.3f} |")
+        if explanations and explanations.get(r.path):
+            lines += _explanation_lines(explanations[r.path], Path(path).parent)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write(path, "\n".join(lines) + "\n")
     return path
+
+
+def _explanation_lines(files, report_dir: Path) -> list[str]:
+    import os
+
+    def link(p: Path) -> str:
+        return Path(os.path.relpath(p, report_dir)).as_posix()
+
+    lines = []
+    if files.timeline:
+        lines += ["", f"![each person's p(fake) over time]({link(files.timeline)})"]
+    if files.faces:
+        lines += ["", "Faces looked at, and where the model looked (Grad-CAM: red weighed most towards the face's verdict):",
+                  "", "| person | time (s) | p(fake) | face | heat map |", "|---|---|---|---|---|"]
+        lines += [f"| {face.track_id} | {face.time_s:.1f} | {face.scan_probability:.3f} ({face.verdict}) | "
+                  f"![face]({link(crop)}) | ![heat map]({link(heat)}) |" for face, crop, heat in files.faces]
+    return lines
 
 
 def write_json(results: Iterable[ScanResult], path: str | Path) -> Path:
@@ -192,6 +213,7 @@ class ResultFiles:
         self.csv_path = Path(csv_path) if csv_path else None
         self.json_interval_s = json_interval_s
         self.results: list[ScanResult] = []
+        self.explanations: dict = {}  # result path -> dfdetect.explain.ExplanationFiles, for the report
         self._csv = None
         self._last_json = 0.0
 
@@ -203,10 +225,12 @@ class ResultFiles:
             self._writer.writeheader()
         return self
 
-    def add(self, result: ScanResult) -> None:
+    def add(self, result: ScanResult, explanation=None) -> None:
         import time
 
         self.results.append(result)
+        if explanation is not None:
+            self.explanations[result.path] = explanation
         if self._csv:
             self._writer.writerows(result.csv_rows())
             self._csv.flush()
@@ -220,7 +244,7 @@ class ResultFiles:
         if self.json_path:
             write_json(self.results, self.json_path)
         if self.report_path:
-            write_report(self.results, self.report_path)
+            write_report(self.results, self.report_path, self.explanations)
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -39,6 +39,8 @@ def add_arguments(p) -> None:
     p.add_argument("--report", metavar="FILE", help="write a Markdown report: verdicts, people, sightings")
     p.add_argument("--annotate", metavar="OUT", help="write the input with red/green face boxes: a file for one "
                    "input, else a folder")
+    p.add_argument("--explain", metavar="DIR", help="write, per input, the faces looked at with Grad-CAM heat maps of "
+                   "where the model looked, and each person's score over time, as PNGs (with --report: shown in it)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -58,13 +60,14 @@ def run(args) -> int:
                              batch_size=args.batch_size)
     for warning in detector.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    results, annotated = [], set()
+    results, annotated, explained = [], set(), set()
     bar = tqdm(paths, desc="scanning", unit="file", disable=args.quiet or len(paths) == 1, file=sys.stderr)
     with ResultFiles(json_path=args.json, csv_path=args.csv, report_path=args.report) as files:  # an interrupted batch keeps its results
         for path in bar:
             result = _scan_with_progress(detector, path, show=not args.quiet and sys.stderr.isatty())
             results.append(result)
-            files.add(result)
+            files.add(result, explanation=_explain(detector, result, args.explain, taken=explained)
+                      if getattr(args, "explain", None) else None)
             if args.annotate and result.verdict in ("fake", "real", "no_face"):
                 _annotate(result, Path(args.annotate), single=len(paths) == 1, taken=annotated)
             bar.write(result.summary_line(), file=sys.stdout)
@@ -110,3 +113,24 @@ def _annotate(result, target: Path, single: bool, taken: set) -> None:
         print(f"  annotation failed: {exc}", file=sys.stderr)
     except Exception as exc:  # a failed annotation must not end the batch
         print(f"  annotation failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+
+def _explain(detector, result, target: str, taken: set):
+    """The faces of one result with their heat maps and its timeline, in TARGET/<input name>/."""
+    from ..explain import explain_faces, save_explanation
+
+    if not result.tracks:
+        return None
+    stem = Path(result.path).stem
+    out, n = Path(target) / stem, 1
+    while out in taken:  # the same file name in two input folders: keep both
+        n += 1
+        out = Path(target) / f"{stem}_{n}"
+    taken.add(out)
+    try:
+        saved = save_explanation(result, explain_faces(detector, result), out)
+        print(f"  explained: {out}")
+        return saved
+    except Exception as exc:  # the verdict stands without its pictures
+        print(f"  explanation failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return None
