@@ -132,3 +132,40 @@ def ffpp_clips() -> dict[str, list[Path]]:
     root = _need(SHARED_DATA / "ffpp-c23")
     return {"real": sorted((root / "original_sequences" / "youtube" / "c23" / "videos").glob("*.mp4")),
             "fake": sorted((root / "manipulated_sequences" / "Deepfakes" / "c23" / "videos").glob("*.mp4"))}
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory):
+    """A throwaway PostgreSQL server (Debian's postgresql package) on a free loopback port; skipped without one."""
+    import glob
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+
+    pytest.importorskip("psycopg", reason="psycopg is not installed (pip install 'dfdetect[postgres]')")
+    binaries = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not binaries:
+        pytest.skip("no PostgreSQL server binaries (Debian: apt-get install postgresql)")
+    bin_dir = Path(binaries[-1]).parent
+    as_user: list[str] = []
+    folder = Path(tempfile.mkdtemp(prefix="dfdetect-pg-"))
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        if not shutil.which("runuser"):
+            pytest.skip("running as root without runuser to start PostgreSQL as another user")
+        as_user = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(folder, "postgres")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    def run(*cmd):
+        subprocess.run([*as_user, *cmd], check=True, capture_output=True, timeout=120)
+
+    run(str(bin_dir / "initdb"), "-D", str(folder / "db"), "-A", "trust", "-U", "dfdetect", "--no-sync")
+    run(str(bin_dir / "pg_ctl"), "-D", str(folder / "db"), "-w", "-l", str(folder / "log"), "-o",
+        f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+    yield f"postgresql://dfdetect@127.0.0.1:{port}/postgres"
+    subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(folder / "db"), "-m", "immediate", "stop"],
+                   capture_output=True, timeout=120)
+    shutil.rmtree(folder, ignore_errors=True)

@@ -204,3 +204,22 @@ def test_a_server_killed_mid_queue_finishes_the_jobs_after_restart_without_dupli
     assert all(status == "done" and has_result for _, status, _, has_result in rows)
     assert max(attempt for *_, attempt, _ in rows) <= 2  # the one that was running ran once more, no more
     assert not list((data / "uploads").glob("*"))
+
+
+def test_a_postgresql_database_works_the_same(tmp_path, postgres_url, photo, ffpp_clips):
+    import psycopg
+
+    srv = ServerProcess(tmp_path / "pg", "--frames", "2", "--database", postgres_url).start()
+    try:
+        image = _post(srv.url, photo)
+        assert image.status_code == 200 and image.json()["result"]["verdict"] in ("fake", "real")
+        video = _post(srv.url, ffpp_clips["fake"][1], annotate="false")
+        job, _ = _wait_done(srv.url, video.json()["id"])
+        assert job["status"] == "done" and job["result"]["frames_sampled"] == 2
+    finally:
+        srv.stop()
+    with psycopg.connect(postgres_url) as db:
+        rows = dict(db.execute("SELECT id, status FROM scans WHERE id IN (%s, %s)",
+                               (image.json()["id"], job["id"])).fetchall())
+    assert rows == {image.json()["id"]: "done", job["id"]: "done"}
+    assert not (tmp_path / "pg" / "scans.db").exists()

@@ -1,4 +1,4 @@
-"""The scan jobs' database (SQLite file, WAL): claims are exclusive, a superseded claim cannot write a
+"""The scan jobs' database (a SQLite file in WAL mode, and a real PostgreSQL server): claims are exclusive, a superseded claim cannot write a
 result, jobs of a stopped server return to the queue, old files are removed. No server or model needed."""
 
 from __future__ import annotations
@@ -13,9 +13,14 @@ from dfdetect.errors import ConfigError
 from dfdetect.serve.store import JobStore
 
 
-@pytest.fixture
-def store(tmp_path):
-    store = JobStore(f"sqlite:///{tmp_path / 'scans.db'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'scans.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    store = JobStore(url)
+    store._execute("DELETE FROM scans")  # the PostgreSQL server lives for the session
     yield store
     store.close()
 
@@ -46,13 +51,15 @@ def test_jobs_are_claimed_in_order_and_each_once_across_threads(store):
     assert store.count("running") == 40 and store.count("queued") == 0
 
 
-def test_claims_are_exclusive_between_processes_sharing_the_file(tmp_path):
-    """Two server processes on one SQLite file never take the same job."""
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_claims_are_exclusive_between_processes_sharing_the_database(backend, request, tmp_path):
+    """Two server processes on one database never take the same job."""
     import subprocess
     import sys
 
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    url = f"sqlite:///{tmp_path / 'shared.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
     main = JobStore(url)
+    main._execute("DELETE FROM scans")
     ids = _add(main, 30)
     code = ("import sys; from dfdetect.serve.store import JobStore; s = JobStore(sys.argv[1]); out = []\n"
             "while (j := s.claim(sys.argv[2])) is not None: out.append(j.id)\n"
