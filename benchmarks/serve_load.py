@@ -79,7 +79,7 @@ def load(url: str, images: list[Path], connections: int) -> tuple[list[dict], fl
 
 
 def compare(answers: list[dict], cli: dict, db_path: Path) -> dict:
-    ok = [a for a in answers if a["status"] == 200]
+    ok = [a for a in answers if a["status"] == 200 and a["body"]["status"] == "done" and a["body"]["result"]]
     ids = [a["body"]["id"] for a in ok]
     with sqlite3.connect(db_path) as db:
         rows = db.execute("SELECT id, filename, status FROM scans").fetchall()

@@ -84,6 +84,19 @@ def test_an_image_is_answered_at_once_with_the_result_of_the_cli(server, photo, 
     assert not list((server.data_dir / "uploads").glob("*"))  # the upload is deleted once scanned
 
 
+def test_concurrent_image_scans_each_get_their_own_result(server, shared_data):
+    """Images are answered in their requests, never taken by the video workers meanwhile."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    photos = sorted((shared_data / "real-faces" / "faces").glob("*.jpg"))[1:9]
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda p: _post(server.url, p), photos))
+    assert [a.status_code for a in answers] == [200] * len(photos)
+    jobs = [a.json() for a in answers]
+    assert all(j["status"] == "done" and j["result"]["verdict"] in ("fake", "real", "no_face") for j in jobs)
+    assert [j["filename"] for j in jobs] == [p.name for p in photos] and len({j["id"] for j in jobs}) == len(photos)
+
+
 def test_a_video_is_a_job_with_progress_an_annotated_copy_and_heat_maps(server, ffpp_clips):
     import av
 

@@ -87,8 +87,14 @@ def test_a_superseded_claim_cannot_write_a_result(store):
 def test_a_restarted_node_takes_back_only_its_own_jobs(store):
     a, b, c = _add(store, 3)
     store.claim("here"), store.claim("there")
-    assert store.requeue_node("here") == 1
-    assert store.get(a).status == "queued" and store.get(b).status == "running" and store.get(c).status == "queued"
+    image = store.create("f" * 32, "image", "photo.jpg", "x.upload", {}, claimed_by="here")
+    assert image.status == "running" and image.attempt == 1
+    assert store.claim("there") is not None and store.claim("there") is None  # c; the image was never free
+    assert store.requeue_node("there") == 2
+    store.claim("there"), store.claim("there")
+    assert store.requeue_node("here") == 2  # a and the image
+    assert store.get(a).status == "queued" and store.get(b).status == "running" and store.get(c).status == "running"
+    assert store.get(image.id).status == "queued"
     assert store.claim("here", job_id=b) is None  # a running job is not claimed again by id
 
 

@@ -92,21 +92,19 @@ def create_app(settings: ServeSettings) -> FastAPI:
               responses={200: {"description": "an image, scanned"}, 202: {"description": "a video, queued"}})
     async def create_scan(request: Request):
         service: ScanService = request.app.state.service
-        _check_queue(service)
         upload = await receive_upload(request, settings, service.uploads_dir)
-        if upload.kind == "video":
+        if upload.kind == "video":  # images are not queued: they are scanned in their request
             try:
                 _check_queue(service)
             except ApiError:
                 upload.path.unlink(missing_ok=True)
                 raise
         job_id = uuid.uuid4().hex
-        service.store.create(job_id, upload.kind, upload.filename, upload.path.name, upload.options)
         if upload.kind == "video":
+            job = service.store.create(job_id, upload.kind, upload.filename, upload.path.name, upload.options)
             service.wake()
-            return JSONResponse(record(service.store.get(job_id)), status_code=202,
-                                headers={"Location": f"/v1/scans/{job_id}"})
-        job = await run_in_threadpool(service.run_now, job_id)
+            return JSONResponse(record(job), status_code=202, headers={"Location": f"/v1/scans/{job_id}"})
+        job = await run_in_threadpool(service.scan_now, job_id, upload)
         if job.status == "failed":
             raise ApiError(422, "unreadable_media", f"{job.filename}: {job.error}")
         return JSONResponse(record(job), status_code=200, headers={"Location": f"/v1/scans/{job_id}"})

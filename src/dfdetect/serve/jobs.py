@@ -88,12 +88,14 @@ class ScanService:
         self._wake.set()
 
     # -- jobs ---------------------------------------------------------------------------------------------
-    def run_now(self, job_id: str) -> Job:
-        """Scan a queued job in the calling thread (an image, answered in the request) and return it done."""
+    def scan_now(self, job_id: str, upload) -> Job:
+        """Scan an upload in the calling thread (an image, answered in its request) and return its job done.
+        The job is made once a detector is free, already claimed, so no worker takes it meanwhile; if the
+        server dies during the scan, the restarted server finishes it from the queue."""
         with self.pool.borrow() as detector:
-            job = self.store.claim(self.settings.node, job_id)
-            if job is not None:
-                self._run(job, detector)
+            job = self.store.create(job_id, upload.kind, upload.filename, upload.path.name, upload.options,
+                                    claimed_by=self.settings.node)
+            self._run(job, detector)
         return self.store.get(job_id)
 
     def _work(self) -> None:

@@ -111,10 +111,16 @@ class JobStore:
                 cur.close()
 
     # -- jobs -----------------------------------------------------------------------------------------
-    def create(self, job_id: str, kind: str, filename: str, upload: str, options: dict) -> None:
-        self._execute("INSERT INTO scans (id, kind, filename, upload, options, status, created) "
-                      "VALUES (?, ?, ?, ?, ?, 'queued', ?)",
-                      (job_id, kind, filename, upload, json.dumps(options), time.time()))
+    def create(self, job_id: str, kind: str, filename: str, upload: str, options: dict,
+               claimed_by: str | None = None) -> Job:
+        """A queued job, or with `claimed_by` one already running on that node (no worker can take it)."""
+        now = time.time()
+        status, attempt = ("running", 1) if claimed_by else ("queued", 0)
+        self._execute("INSERT INTO scans (id, kind, filename, upload, options, status, node, attempt, heartbeat, "
+                      "created, started) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      (job_id, kind, filename, upload, json.dumps(options), status, claimed_by, attempt,
+                       now if claimed_by else None, now, now if claimed_by else None))
+        return self.get(job_id)
 
     def get(self, job_id: str) -> Job | None:
         row = self._execute(f"SELECT {_COLUMNS} FROM scans WHERE id = ?", (job_id,), fetch="one")
