@@ -4,6 +4,7 @@ SQLite file on disk. Endpoints, auth, bad uploads, limits, and a server killed w
 from __future__ import annotations
 
 import io
+import re
 import sqlite3
 import time
 import zipfile
@@ -160,7 +161,10 @@ def test_health_models_and_docs_work_without_a_network(server):
     assert "/docs-assets/swagger-ui-bundle.js" in docs and "http" not in docs.split("<script")[1].split(">")[0]
     assert requests.get(server.url + "/docs-assets/swagger-ui-bundle.js", timeout=30).ok
     page = requests.get(server.url + "/", timeout=30).text
-    assert "/static/app.js" in page and "//" not in page.replace("http://www.w3.org", "")
+    assert "/static/app.js" in page and "/static/style.css" in page and "//" not in page
+    for asset in ("/static/app.js", "/static/style.css"):  # everything the page uses comes from this server
+        text = requests.get(server.url + asset, timeout=30).text
+        assert text and not re.search(r"https?://(?!www\.w3\.org/2000/svg)", text), asset
 
 
 def test_a_token_guards_the_api_when_set(tmp_path, photo):
