@@ -21,6 +21,7 @@ COMMANDS = {
     "calibrate": "refit a model's temperature and thresholds on a manifest split, into a new checkpoint",
     "compare": "compare trained runs in one table",
     "models": "list the models usable by name, with their headline figures",
+    "serve": "serve the scan over HTTP: an API and a web page",
 }
 
 

@@ -215,15 +215,19 @@ def results_frame(results: Iterable[ScanResult]):
     return pd.DataFrame([row for result in results for row in result.csv_rows()], columns=CSV_COLUMNS)
 
 
-def write_report(results: Iterable[ScanResult], path: str | Path) -> Path:
-    """A Markdown report a person reads: one line per item, then each person's score and sightings."""
+def write_report(results: Iterable[ScanResult], path: str | Path, explanations: dict | None = None) -> Path:
+    """A Markdown report a person reads (see report_text)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, report_text(results))
+    _atomic_write(path, report_text(results, explanations, path.parent))
     return path
 
 
-def report_text(results: Iterable[ScanResult]) -> str:
+def report_text(results: Iterable[ScanResult], explanations: dict | None = None,
+                report_dir: Path | None = None) -> str:
+    """One line per item, then each person's score and sightings, and where `explanations`
+    (dfdetect.explain.ExplanationFiles by result path) has them, the timeline and the faces with their heat
+    maps, linked relative to `report_dir`."""
     from . import __version__
 
     results = list(results)
@@ -251,7 +255,26 @@ def report_text(results: Iterable[ScanResult]) -> str:
             probs = [f.probability for f in t.faces]
             lines.append(f"| {t.track_id} | {t.verdict} | {t.probability:.3f} | {len(t.faces)} | "
                          f"{min(times):.1f} - {max(times):.1f} | {min(probs):.3f} - {max(probs):.3f} |")
+        if explanations and explanations.get(r.path):
+            lines += _explanation_lines(explanations[r.path], report_dir or Path("."))
     return "\n".join(lines) + "\n"
+
+
+def _explanation_lines(files, report_dir: Path) -> list[str]:
+    import os
+
+    def link(p: Path) -> str:
+        return Path(os.path.relpath(p, report_dir)).as_posix()
+
+    lines = []
+    if files.timeline:
+        lines += ["", f"![each person's p(fake) over time]({link(files.timeline)})"]
+    if files.faces:
+        lines += ["", "Faces looked at, and where the model looked (Grad-CAM: red weighed most towards the face's verdict):",
+                  "", "| person | time (s) | p(fake) | face | heat map |", "|---|---|---|---|---|"]
+        lines += [f"| {face.track_id} | {face.time_s:.1f} | {face.scan_probability:.3f} ({face.verdict}) | "
+                  f"![face]({link(crop)}) | ![heat map]({link(heat)}) |" for face, crop, heat in files.faces]
+    return lines
 
 
 def write_json(results: Iterable[ScanResult], path: str | Path) -> Path:
@@ -292,6 +315,7 @@ class ResultFiles:
         self.held = {option: HeldFile(path, option) for option, path in named.items() if path}
         self.json_interval_s = json_interval_s
         self.results: list[ScanResult] = []
+        self.explanations: dict = {}  # result path -> dfdetect.explain.ExplanationFiles, for the report
         self._csv = None
         self._last_json = 0.0
         self._claimed = False
@@ -328,10 +352,12 @@ class ResultFiles:
             raise
         return self
 
-    def add(self, result: ScanResult) -> None:
+    def add(self, result: ScanResult, explanation=None) -> None:
         import time
 
         self.results.append(result)
+        if explanation is not None:
+            self.explanations[result.path] = explanation
         with _as_output_error("--csv", self.held.get("--csv")):
             if self._csv:
                 self._writer.writerows(result.csv_rows())
@@ -357,7 +383,8 @@ class ResultFiles:
                 self._write_json()
             if "--report" in self.held:
                 with _as_output_error("--report", self.held["--report"]):
-                    self.held["--report"].replace(report_text(self.results))
+                    report = self.held["--report"]
+                    report.replace(report_text(self.results, self.explanations, Path(report.path).parent))
         finally:
             self.release()
 

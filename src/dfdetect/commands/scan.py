@@ -42,6 +42,8 @@ def add_arguments(p) -> None:
     p.add_argument("--report", metavar="FILE", help="write a Markdown report: verdicts, people, sightings")
     p.add_argument("--annotate", metavar="OUT", help="write the input with red/green face boxes: a file for one "
                    "input, else a folder")
+    p.add_argument("--explain", metavar="DIR", help="write, per input, the faces looked at with Grad-CAM heat maps of "
+                   "where the model looked, and each person's score over time, as PNGs (with --report: shown in it)")
     add_quiet(p)
 
 
@@ -59,6 +61,10 @@ def run(args) -> int:
         return EXIT_ITEM_FAILED
     # Every output is checked and held before the model loads: a wrong path costs a second, not a scan.
     _check_annotate_target(args.annotate, paths)
+    if args.explain:
+        from ..outputs import check_writable_folder
+
+        check_writable_folder(Path(args.explain), "--explain")
     files = ResultFiles(json_path=args.json, csv_path=args.csv, report_path=args.report).claim(inputs=paths)
     try:
         detector = Detector.load(args.model, device=args.device, sampling=args.frames, detector=args.detector,
@@ -84,13 +90,14 @@ def run(args) -> int:
 def _scan_all(detector, paths: list[Path], files, args) -> list:
     from tqdm import tqdm
 
-    results = []
+    results, explained = [], set()
     annotated = {file_key(p) for p in paths}  # an annotated copy never takes an input's name
     bar = tqdm(paths, desc="scanning", unit="file", disable=args.quiet or len(paths) == 1, file=sys.stderr)
     for path in bar:
         result = _scan_with_progress(detector, path, show=not args.quiet and sys.stderr.isatty())
         results.append(result)
-        files.add(result)
+        files.add(result, explanation=_explain(detector, result, args.explain, taken=explained)
+                  if args.explain else None)
         if args.annotate and result.verdict in ("fake", "real", "no_face"):
             _annotate(result, Path(args.annotate), single=len(paths) == 1, taken=annotated,
                       show=not args.quiet and sys.stderr.isatty())
@@ -157,3 +164,24 @@ def _annotate(result, target: Path, single: bool, taken: set, show: bool = False
         print(f"  annotation failed: {exc}", file=sys.stderr)
     except Exception as exc:  # a failed annotation must not end the batch
         print(f"  annotation failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+
+def _explain(detector, result, target: str, taken: set):
+    """The faces of one result with their heat maps and its timeline, in TARGET/<input name>/."""
+    from ..explain import explain_faces, save_explanation
+
+    if not result.tracks:
+        return None
+    stem = Path(result.path).stem
+    out, n = Path(target) / stem, 1
+    while out in taken:  # the same file name in two input folders: keep both
+        n += 1
+        out = Path(target) / f"{stem}_{n}"
+    taken.add(out)
+    try:
+        saved = save_explanation(result, explain_faces(detector, result), out)
+        print(f"  explained: {out}")
+        return saved
+    except Exception as exc:  # the verdict stands without its pictures
+        print(f"  explanation failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return None
