@@ -58,7 +58,7 @@ def explain_faces(detector: "Detector", result: "ScanResult", faces_per_person: 
     crops, keys = [], []
     for frame in iter_frames(result.path, FrameSampling(indices=tuple(by_frame))):
         for track, face in by_frame.get(frame.index, []):
-            crops.append(crop_face(frame.image, FaceBox(*face.box), detector.crop))
+            crops.append(crop_face(frame.image, FaceBox(*face.box.to_list()), detector.crop))
             keys.append((track, face))
     if not crops:
         raise DfdetectError(f"cannot explain {result.path}: the scanned frames no longer decode")
