@@ -18,6 +18,7 @@ COMMANDS = {
     "train": "train a model from a YAML recipe",
     "evaluate": "evaluate a checkpoint on a manifest of face crops",
     "compare": "compare trained runs in one table",
+    "results": "summarise, filter and export a results database written by `scan --db`",
 }
 
 
