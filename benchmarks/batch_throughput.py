@@ -2,7 +2,7 @@
 `scan --db --ray` on a local Ray instance, all on the same folder in one run; and the database's own cost per file.
 
     .venv/bin/python benchmarks/batch_throughput.py [--files 80] [--videos 2] [--frames 4] \
-        [--out benchmarks/results/batch_throughput.md]
+        [--rounds 2] [--out benchmarks/results/batch_throughput.md]
 
 Each configuration is a fresh command on a fresh database, timed from start to exit (model loading and, for
 Ray, starting the local cluster included): `wall files/min`. `steady files/min` leaves the start-up out: the
@@ -12,8 +12,10 @@ files after the first divided by the time between the first and the last result 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -85,6 +87,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=80)
     parser.add_argument("--videos", type=int, default=2)
     parser.add_argument("--frames", default="4")
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--skip-ray", action="store_true")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
@@ -94,19 +97,21 @@ def main() -> None:
     scan = [sys.executable, "-m", "dfdetect.cli", "scan", str(folder), "--frames", args.frames, "--quiet",
             "--device", "cpu"]
     machine = describe_machine()
-    rows = []
-    seconds = timed(scan + ["--json", str(work / "plain.json")])
-    rows.append(("plain scan (no database)", seconds, float("nan")))
-    runs = [("--db, 1 worker", ["--workers", "1"]), ("--db, 2 workers", ["--workers", "2"]),
+    runs = [("plain scan (no database)", ["--json", str(work / "plain.json")]),
+            ("--db, 1 worker", ["--workers", "1"]), ("--db, 2 workers", ["--workers", "2"]),
             ("--db, 4 workers", ["--workers", "4"])]
     if not args.skip_ray:
         runs.append(("--db --ray (local Ray)", ["--ray"]))
-    for label, extra in runs:
-        db = work / f"{len(rows)}.sqlite"
-        seconds = timed(scan + ["--db", str(db), *extra])
-        rows.append((label, seconds, steady_rate(db)))
-        print(f"{label}: {seconds:.1f} s", file=sys.stderr)
-    rerun = timed(scan + ["--db", str(work / "1.sqlite")])  # everything done: start-up plus skip checks
+    # Rounds go through every configuration in turn, so that a change in the machine's load touches them all.
+    measured = {label: [] for label, _ in runs}
+    for round_ in range(args.rounds):
+        for i, (label, extra) in enumerate(runs):
+            db = work / f"{round_}-{i}.sqlite"
+            load = os.getloadavg()[0]
+            seconds = timed(scan + ([] if i == 0 else ["--db", str(db)]) + extra)
+            measured[label].append((seconds, steady_rate(db) if i else float("nan"), load))
+            print(f"round {round_ + 1} {label}: {seconds:.1f} s (load {load:.1f})", file=sys.stderr)
+    rerun = timed(scan + ["--db", str(work / "0-1.sqlite")])  # everything done: start-up plus skip checks
     hash_ms, claim_ms, skip_ms = store_cost(folder, work)
 
     lines = [
@@ -114,16 +119,22 @@ def main() -> None:
         f"10 s DFDC clips), {args.frames} frames per video",
         "",
         f"Command: `.venv/bin/python benchmarks/batch_throughput.py --files {args.files} --videos {args.videos} "
-        f"--frames {args.frames}`  ",
+        f"--frames {args.frames} --rounds {args.rounds}`  ",
         f"Machine: {machine}; date {date.today()}  ",
         f"Load (`uptime`) at the end: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}",
         "",
-        "| run | wall s | wall files/min | steady files/min |",
+        f"Median of {args.rounds} rounds; every round ran each configuration once, in this order. Per round: wall "
+        "seconds / steady files per minute (load average when it started).",
+        "",
+        "| run | wall files/min | steady files/min | rounds |",
         "|---|---|---|---|",
     ]
-    for label, seconds, steady in rows:
+    for label, values in measured.items():
+        wall = statistics.median(v[0] for v in values)
+        steady = statistics.median(v[1] for v in values)
         steady_text = "" if steady != steady else f"{steady:.0f}"
-        lines.append(f"| {label} | {seconds:.1f} | {60 * args.files / seconds:.0f} | {steady_text} |")
+        each = "; ".join(f"{w:.1f} s / {'-' if r != r else f'{r:.0f}'} ({load:.1f})" for w, r, load in values)
+        lines.append(f"| {label} | {60 * args.files / wall:.0f} | {steady_text} | {each} |")
     lines += [
         "",
         f"Rerun of the 1-worker database with every file done (start-up, hashing, skip checks): {rerun:.1f} s.  ",

@@ -64,16 +64,16 @@ def test_a_rerun_skips_what_is_done_and_scans_changed_files(small_folder, dfdc_f
     assert main(["scan", str(folder), "--db", str(db), "--frames", "2", "--quiet"]) == 1  # broken.jpg is an error
     first = _rows(db)
     assert len(first) == 6 and all(r[2] == "done" and r[3] == 1 for r in first)  # 7 files, one a copy: 6 scans
-    assert "6 scanned now, 1 already in" in capsys.readouterr().out
+    assert "6 scanned now, 1 already had a result in" in capsys.readouterr().out
 
     assert main(["scan", str(folder), "--db", str(db), "--frames", "2", "--quiet"]) == 1
-    assert "0 scanned now, 7 already in" in capsys.readouterr().out
+    assert "0 scanned now, 7 already had a result in" in capsys.readouterr().out
     assert _rows(db) == first
 
     changed = sorted(folder.glob("a*.jpg"))[0]
     shutil.copy(_crops(dfdc_faces, 1, start=100)[0], changed)  # new content under an old name
     assert main(["scan", str(folder), "--db", str(db), "--frames", "2", "--quiet"]) == 1
-    assert "1 scanned now, 6 already in" in capsys.readouterr().out
+    assert "1 scanned now, 6 already had a result in" in capsys.readouterr().out
     results = _results(db, tmp_path)
     assert len(results) == 7 and results["broken.jpg"].verdict == "error"
     plain = main(["scan", str(changed), "--frames", "2", "--quiet", "--json", str(tmp_path / "plain.json")])
@@ -110,7 +110,7 @@ def test_a_changed_model_scans_everything_again_and_results_choose_a_configurati
     nudged = _changed_model(tmp_path)
     capsys.readouterr()
     assert main(["scan", str(small_folder), "--db", str(db), "--frames", "2", "--quiet", "--model", str(nudged)]) == 1
-    assert "6 scanned now, 1 already in" in capsys.readouterr().out
+    assert "6 scanned now, 1 already had a result in" in capsys.readouterr().out
     rows = _rows(db)
     assert len(rows) == 12 and len({r[1] for r in rows}) == 2
     after = _results(db, tmp_path)  # the latest configuration by default

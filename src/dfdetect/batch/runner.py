@@ -15,7 +15,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 from .store import DEFAULT_LEASE_S, Item, LeaseKeeper, ResultStore, ScanConfig
 
@@ -72,27 +72,37 @@ def _file_sha256(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def run_worker(job: BatchJob, items: Sequence[Item], detector=None,
-               on_result: Callable | None = None, start_at: int = 0) -> WorkerStats:
+def run_worker(job: BatchJob, items: Sequence[Item], detector=None, start_at: int = 0,
+               progress: bool = False) -> WorkerStats:
     """Scan every item that has no result yet, sharing the work with any other worker on the database.
-    `start_at` rotates the list so that workers started together begin in different places."""
+    `start_at` rotates the list so that workers started together begin in different places; `progress`
+    shows a bar of the files this worker has seen settled."""
+    from tqdm import tqdm
+
     detector = detector or job.load_detector()
     config = scan_config(detector, job.model)
-    on_result = on_result or (lambda result: None if job.quiet else print(result.summary_line(), flush=True))
     stats = WorkerStats()
     items = list(items[start_at:]) + list(items[:start_at])
-    with ResultStore(job.db, lease_s=job.lease_s) as store:
+    bar = tqdm(total=len(items), desc="scanning", unit="file", disable=not progress, file=sys.stderr)
+
+    def on_result(result) -> None:
+        if not job.quiet:
+            bar.write(result.summary_line(), file=sys.stdout)
+            sys.stdout.flush()
+
+    with ResultStore(job.db, lease_s=job.lease_s) as store, bar:
         key = store.register(config)
         with LeaseKeeper(job.db, store.owner, job.lease_s):
             try:
-                _scan_until_done(store, key, items, detector, job.retry_errors, stats, on_result)
+                _scan_until_done(store, key, items, detector, job.retry_errors, stats, on_result,
+                                 tick=lambda: bar.update(1))
             except BaseException:
                 store.release()  # an interrupted run: others (or the next run) take its files at once
                 raise
     return stats
 
 
-def _scan_until_done(store, key, items, detector, retry_errors, stats, on_result) -> None:
+def _scan_until_done(store, key, items, detector, retry_errors, stats, on_result, tick) -> None:
     # Errors stored before this run are scanned again with retry_errors; one stored during it is not.
     retry_before = time.time() if retry_errors else None
     waiting, first_pass = items, True
@@ -102,11 +112,14 @@ def _scan_until_done(store, key, items, detector, retry_errors, stats, on_result
         for item in waiting:
             if item.content_sha256 in done:
                 stats.skipped += first_pass
+                tick()
                 continue
             state = store.claim(item, key, retry_errors_before=retry_before)
             if state == "busy":
                 busy.append(item)
-            elif state == "done":
+                continue
+            tick()
+            if state == "done":
                 stats.skipped += first_pass
             else:
                 result = detector.scan(item.path)
@@ -132,7 +145,7 @@ def run_batch(job: BatchJob, paths: Sequence[Path], workers: int = 1) -> tuple[s
     for warning in detector.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if workers == 1:
-        return key, items, run_worker(job, items, detector=detector)
+        return key, items, run_worker(job, items, detector=detector, progress=not job.quiet and sys.stderr.isatty())
     del detector  # each worker process loads its own
     context = multiprocessing.get_context("spawn")  # torch and fork do not mix
     with context.Pool(workers) as pool:

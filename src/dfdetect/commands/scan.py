@@ -166,6 +166,6 @@ def _scan_into_db(args, paths: list[Path]) -> int:
     missing = len(items) - len(results)
     print("summary: " + ", ".join(f"{n} {v}" for v, n in counts.items())
           + (f", {missing} not finished" if missing else "")
-          + f" ({stats.scanned} scanned now, {stats.skipped} already in {args.db})")
+          + f" ({stats.scanned} scanned now, {stats.skipped} already had a result in {args.db})")
     failed = missing or counts["error"] or counts["no_face"]
     return EXIT_ITEM_FAILED if failed else EXIT_OK
