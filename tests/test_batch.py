@@ -80,6 +80,10 @@ def test_a_rerun_skips_what_is_done_and_scans_changed_files(small_folder, dfdc_f
     assert plain == 0
     assert results[changed.name].probability == pytest.approx(read_json(tmp_path / "plain.json")[0].probability, abs=1e-6)
 
+    broken = folder / "broken.jpg"
+    assert main(["scan", str(broken), "--db", str(broken)]) == 2  # an input is never taken for the database
+    assert broken.read_bytes() == b"not an image at all\n"
+
     # --retry-errors scans the error again (and only it); the same settings otherwise
     assert main(["scan", str(folder), "--db", str(db), "--frames", "2", "--quiet", "--retry-errors"]) == 1
     assert "1 scanned now" in capsys.readouterr().out
@@ -170,6 +174,34 @@ def test_two_processes_share_one_database_without_scanning_a_file_twice(dfdc_fac
     assert len(rows) == 60 and all(r[2] == "done" and r[3] == 1 for r in rows)  # one scan per file, no retries
     shares = sorted(sum(r[4] == owner for r in rows) for owner in {r[4] for r in rows})
     assert len(shares) == 2 and shares[0] >= 60 / 3, shares
+
+
+@pytest.mark.slow
+def test_worker_processes_of_one_command_split_the_folder(small_folder, tmp_path, capsys):
+    db = tmp_path / "workers.sqlite"
+    assert main(["scan", str(small_folder), "--db", str(db), "--frames", "2", "--quiet", "--workers", "2",
+                 "--json", str(tmp_path / "all.json")]) == 1
+    rows = _rows(db)
+    assert len(rows) == 6 and all(r[2] == "done" and r[3] == 1 for r in rows)
+    assert len(read_json(tmp_path / "all.json")) == 7
+    assert "6 scanned now" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_ctrl_c_gives_the_file_in_flight_back_at_once(dfdc_faces, tmp_path):
+    folder = _folder(tmp_path / "in", _crops(dfdc_faces, 40, start=300), bad=False)
+    db = tmp_path / "interrupted.sqlite"
+    proc = subprocess.Popen(SCAN + [str(folder), "--db", str(db), "--frames", "2", "--quiet", "--lease", "3600"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while _count_done(db) < 3 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=120) == 130, proc.stderr.read()
+    with sqlite3.connect(db) as con:
+        held = con.execute("SELECT COUNT(*) FROM scans WHERE state = 'running' AND lease_until > 0").fetchone()[0]
+    assert held == 0
+    assert _count_done(db) < 40
 
 
 def _count_done(db: Path) -> int:

@@ -51,7 +51,7 @@ def add_arguments(p) -> None:
                        help="how long a file claimed by a process that stopped answering waits before another "
                        "process scans it (default: 120; renewed while the file is scanned)")
     batch.add_argument("--ray", action="store_true", help="scan on a Ray cluster (install dfdetect[cluster]): CPU "
-                           "actors decode and find faces, model actors (on GPUs where the cluster has them) classify")
+                       "actors decode and find faces, model actors (on GPUs where the cluster has them) classify")
     batch.add_argument("--ray-address", default=None, metavar="ADDRESS",
                        help="Ray cluster to join, e.g. ray://head:10001 or auto (default: a local Ray instance)")
 
@@ -139,6 +139,10 @@ def _scan_into_db(args, paths: list[Path]) -> int:
 
     if args.annotate and (args.workers > 1 or args.ray):
         print("error: --annotate works with one worker only", file=sys.stderr)
+        return 2
+    db = Path(args.db).resolve()
+    if db in {p.resolve() for p in paths} or db in {Path(t).resolve() for t in (args.json, args.csv, args.report) if t}:
+        print(f"error: --db {args.db} is also an input or another output: choose another file", file=sys.stderr)
         return 2
     job = BatchJob(db=args.db, model=args.model, device=args.device, lease_s=args.lease or DEFAULT_LEASE_S,
                    retry_errors=args.retry_errors, quiet=args.quiet,
