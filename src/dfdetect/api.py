@@ -105,28 +105,49 @@ class Detector:
         """Scan one video or image: a path, or an image in memory (an RGB uint8 numpy array of shape
         (H, W, 3), or a PIL image). `on_progress`, if given, is called with the share of the video done
         (0 to 1, by time) after each chunk of frames, e.g. to drive a progress bar on long videos."""
-        start = time.perf_counter()
         in_memory = not isinstance(path, (str, Path))
         label = f"<{type(path).__name__}>" if in_memory else str(path)
-        try:
-            result = self._scan(_InMemoryImage.of(path) if in_memory else Path(path), on_progress)
-        except DfdetectError as exc:
-            result = ScanResult(path=label, verdict="error", error=str(exc))
-        except MemoryError:
-            result = ScanResult(path=label, verdict="error", error="out of memory while reading this file")
-        except Exception as exc:  # one bad item must not end a batch; the message still names the cause
-            log.debug("scan of %s failed", path, exc_info=True)
-            result = ScanResult(path=label, verdict="error",
-                                error=f"internal error {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-        result.timings["total_s"] = round(time.perf_counter() - start, 3)
-        return result
+        return _guarded(label, lambda: self._scan(_InMemoryImage.of(path) if in_memory else Path(path), on_progress))
 
     def scan_many(self, paths: Iterable[str | Path]) -> Iterator[ScanResult]:
         for path in paths:
             yield self.scan(path)
 
+    def find_faces(self, path: str | Path) -> "FoundFaces | ScanResult":
+        """The first half of a scan, for running the two halves on different machines: decode, detect and
+        crop every sampled face, keeping the crops (memory grows with the faces found). A bad input gives
+        its "error" ScanResult. `score_faces` finishes the scan."""
+        from .media import probe
+
+        def find() -> FoundFaces:
+            info = probe(Path(path))
+            timings: dict[str, float] = {}
+            detections, crops, quality = [], [], []
+            for chunk_detections, chunk_crops, chunk_quality in self._face_chunks(Path(path), timings):
+                detections += chunk_detections
+                crops += chunk_crops
+                quality += chunk_quality
+            return FoundFaces(str(path), info, detections, crops, quality, timings)
+
+        return _guarded(path, find)
+
+    def score_faces(self, found: "FoundFaces | ScanResult") -> ScanResult:
+        """The second half of a scan: classify the faces `find_faces` kept and give the verdicts."""
+        if isinstance(found, ScanResult):
+            return found
+        find_s = found.timings.pop("find_s", 0.0)
+
+        def score() -> ScanResult:
+            t = time.perf_counter()
+            probs = self.predict(found.crops).tolist()
+            found.timings["classify_s"] = round(time.perf_counter() - t, 3)
+            return self._assemble(Path(found.path), found.info, found.detections, probs, found.quality, found.timings)
+
+        result = _guarded(found.path, score)
+        result.timings["total_s"] = round(find_s + result.timings["total_s"], 3)
+        return result
+
     def _scan(self, path, on_progress: Callable[[float], None] | None = None) -> ScanResult:
-        from .faces.track import build_tracks, filter_tracks
         from .media import probe
 
         info = path.info() if isinstance(path, _InMemoryImage) else probe(path)
@@ -135,8 +156,27 @@ class Detector:
         def report_time(time_s: float) -> None:
             on_progress(min(1.0, time_s / info.duration_s))
 
-        detections, face_probs, face_quality = self._detect_and_score_faces(
-            path, timings, report_time if on_progress is not None and info.duration_s else None)
+        on_time = report_time if on_progress is not None and info.duration_s else None
+        detections, probs, quality = [], [], []
+        classify_s = 0.0
+        # Each chunk's crops are scored and dropped at once, so memory stays bounded whatever the video's length.
+        for chunk_detections, crops, chunk_quality in self._face_chunks(path, timings, on_time):
+            t = time.perf_counter()
+            probs += self.predict(crops).tolist()
+            classify_s += time.perf_counter() - t
+            detections += chunk_detections
+            quality += chunk_quality
+        timings["classify_s"] = round(classify_s, 3)
+        return self._assemble(path, info, detections, probs, quality, timings)
+
+    def _assemble(self, path: Path, info, detections: list, probs: list[float], quality: list,
+                  timings: dict) -> ScanResult:
+        """Faces (in detection order, with their p(fake) and input checks) -> tracks -> person and video verdicts."""
+        from .faces.track import build_tracks, filter_tracks
+
+        boxes = [box for _, _, frame_boxes in detections for box in frame_boxes]
+        face_probs = {id(box): p for box, p in zip(boxes, probs)}
+        face_quality = {id(box): q for box, q in zip(boxes, quality)}
         tracks = filter_tracks(build_tracks(detections), n_frames=len(detections),
                                min_fraction=self.options.min_track_fraction)
         threshold = self.video_threshold if info.kind == "video" else self.threshold
@@ -192,51 +232,45 @@ class Detector:
         except DfdetectError:
             return 0
 
-    def _detect_and_score_faces(self, path: Path, timings: dict,
-                                on_time: Callable[[float], None] | None = None) -> tuple[list, dict, dict]:
-        """Stream frames in chunks: detect, crop and score the faces, drop the frame and crops, so memory
-        stays bounded whatever the video's length. Returns per-frame detections, and p(fake) and the input
-        checks (quality.FaceQuality) by box."""
+    def _face_chunks(self, path: Path, timings: dict,
+                     on_time: Callable[[float], None] | None = None) -> Iterator[tuple[list, list, list]]:
+        """Stream frames in chunks and detect and crop their faces. Yields per chunk the detections
+        (frame index, time, boxes), the face crops and their input checks (quality.FaceQuality), both in
+        detection order; fills timings with decode and detection seconds."""
         from .faces.crop import crop_face
         from .media import iter_frames
         from .quality import measure_face
 
-        detections, probs, quality, chunk = [], {}, {}, []
-        decode_s = detect_s = classify_s = 0.0
-        t0 = time.perf_counter()
+        chunk: list = []
+        decode_s = detect_s = 0.0
 
-        def flush():
-            nonlocal detect_s, classify_s
+        def detect_chunk() -> tuple[list, list, list]:
+            nonlocal detect_s
             t = time.perf_counter()
             boxes_per_frame = self.face_detector.detect([f.image for f in chunk])
             boxes_per_frame = [[b for b in boxes if self.crop.keeps(b)] for boxes in boxes_per_frame]
-            crops = [crop_face(frame.image, box, self.crop)
-                     for frame, boxes in zip(chunk, boxes_per_frame) for box in boxes]
-            t_mid = time.perf_counter()
-            chunk_probs = iter(self.predict(crops).tolist())
-            for frame, boxes in zip(chunk, boxes_per_frame):
-                probs.update((id(box), next(chunk_probs)) for box in boxes)
-                quality.update((id(box), measure_face(frame.image, box)) for box in boxes)
-                detections.append((frame.index, frame.time_s, boxes))
-            detect_s += t_mid - t
-            classify_s += time.perf_counter() - t_mid
+            pairs = [(frame, box) for frame, boxes in zip(chunk, boxes_per_frame) for box in boxes]
+            crops = [crop_face(frame.image, box, self.crop) for frame, box in pairs]
+            quality = [measure_face(frame.image, box) for frame, box in pairs]
+            detections = [(frame.index, frame.time_s, boxes) for frame, boxes in zip(chunk, boxes_per_frame)]
+            detect_s += time.perf_counter() - t
             if on_time is not None:
                 on_time(chunk[-1].time_s)
             chunk.clear()
+            return detections, crops, quality
 
+        t0 = time.perf_counter()
         frames = path.frames() if isinstance(path, _InMemoryImage) else iter_frames(path, self.sampling)
         for frame in frames:
             decode_s += time.perf_counter() - t0
             chunk.append(frame)
             if len(chunk) >= self.options.chunk_frames:
-                flush()
+                yield detect_chunk()
             t0 = time.perf_counter()
         if chunk:
-            flush()
+            yield detect_chunk()
         timings["decode_s"] = round(decode_s, 3)
         timings["detect_s"] = round(detect_s, 3)
-        timings["classify_s"] = round(classify_s, 3)
-        return detections, probs, quality
 
     # -- classification -----------------------------------------------------------------------------------
     def predict(self, crops: Sequence[np.ndarray]) -> np.ndarray:
@@ -293,6 +327,37 @@ class _InMemoryImage:
         from .media import Frame
 
         return iter([Frame(index=0, time_s=0.0, image=self.image)])
+
+
+@dataclass
+class FoundFaces:
+    """What `Detector.find_faces` hands to `Detector.score_faces`: the sampled frames' detections, and the
+    face crops and their input checks in detection order. Plain data, so it travels between processes."""
+
+    path: str
+    info: object  # media.MediaInfo
+    detections: list  # (frame index, time in seconds, [FaceBox]) per sampled frame
+    crops: list  # uint8 HxWx3 per face
+    quality: list  # quality.FaceQuality per face
+    timings: dict
+
+
+def _guarded(path: str | Path, work: Callable[[], "ScanResult | FoundFaces"]) -> "ScanResult | FoundFaces":
+    """Run one item's work; bad input never raises but becomes that item's "error" result, so a batch goes on."""
+    start = time.perf_counter()
+    try:
+        result = work()
+    except DfdetectError as exc:
+        result = ScanResult(path=str(path), verdict="error", error=str(exc))
+    except MemoryError:
+        result = ScanResult(path=str(path), verdict="error", error="out of memory while reading this file")
+    except Exception as exc:  # one bad item must not end a batch; the message still names the cause
+        log.debug("scan of %s failed", path, exc_info=True)
+        result = ScanResult(path=str(path), verdict="error",
+                            error=f"internal error {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+    key = "total_s" if isinstance(result, ScanResult) else "find_s"
+    result.timings[key] = round(time.perf_counter() - start, 3)
+    return result
 
 
 def _video_unsure_reasons(tracks: Sequence[TrackResult]) -> list[str]:

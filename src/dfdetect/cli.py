@@ -22,6 +22,7 @@ COMMANDS = {
     "compare": "compare trained runs in one table",
     "models": "list the models usable by name, with their headline figures",
     "serve": "serve the scan over HTTP: an API and a web page",
+    "results": "summarise, filter and export a results database written by `scan --db`",
 }
 
 

@@ -45,6 +45,20 @@ def add_arguments(p) -> None:
     p.add_argument("--explain", metavar="DIR", help="write, per input, the faces looked at with Grad-CAM heat maps of "
                    "where the model looked, and each person's score over time, as PNGs (with --report: shown in it)")
     add_quiet(p)
+    batch = p.add_argument_group("batch scanning into a results database (resumable, shared by several processes)")
+    batch.add_argument("--db", metavar="FILE", help="record each file's result in this SQLite file as it finishes; "
+                       "a rerun skips files already done with the same model and settings; several processes may "
+                       "share one file. See `dfdetect results FILE`")
+    batch.add_argument("--workers", type=_positive_int, default=1, help="worker processes scanning into --db "
+                       "(default: %(default)s)")
+    batch.add_argument("--retry-errors", action="store_true", help="scan again the files whose stored result is an error")
+    batch.add_argument("--lease", type=float, default=None, metavar="SECONDS",
+                       help="how long a file claimed by a process that stopped answering waits before another "
+                       "process scans it (default: 120; renewed while the file is scanned)")
+    batch.add_argument("--ray", action="store_true", help="scan on a Ray cluster (install dfdetect[cluster]): CPU "
+                       "actors decode and find faces, model actors (on GPUs where the cluster has them) classify")
+    batch.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                       help="Ray cluster to join, e.g. ray://head:10001 or auto (default: a local Ray instance)")
 
 
 def run(args) -> int:
@@ -59,18 +73,20 @@ def run(args) -> int:
     if not paths:
         print("error: no video or image files found in the given folders", file=sys.stderr)
         return EXIT_ITEM_FAILED
-    # Every output is checked and held before the model loads: a wrong path costs a second, not a scan.
+    # Every output is checked (and held) before the model loads: a wrong path costs a second, not a scan.
     _check_annotate_target(args.annotate, paths)
     if args.explain:
         from ..outputs import check_writable_folder
 
         check_writable_folder(Path(args.explain), "--explain")
+    if args.db:
+        return _scan_into_db(args, paths)
+    if args.ray or args.workers > 1:
+        print("error: --workers and --ray need --db (the results database they share)", file=sys.stderr)
+        return 2
     files = ResultFiles(json_path=args.json, csv_path=args.csv, report_path=args.report).claim(inputs=paths)
     try:
-        detector = Detector.load(args.model, device=args.device, sampling=args.frames, detector=args.detector,
-                                 threshold=None if args.threshold == "card" else args.threshold,
-                                 aggregation=args.aggregation, tta=args.tta == "flip",
-                                 batch_size=args.batch_size)
+        detector = Detector.load(args.model, device=args.device, batch_size=args.batch_size, **_scan_options(args))
     except BaseException:
         files.release()
         raise
@@ -185,3 +201,55 @@ def _explain(detector, result, target: str, taken: set):
     except Exception as exc:  # the verdict stands without its pictures
         print(f"  explanation failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return None
+
+
+def _scan_into_db(args, paths: list[Path]) -> int:
+    """Scan into a results database, then write --json/--csv/--report for all the given files from it."""
+    from ..batch.runner import BatchJob, run_batch
+    from ..batch.store import DEFAULT_LEASE_S
+    from ..results import write_csv, write_json, write_report
+
+    from ..outputs import check_outputs
+
+    if args.annotate and (args.workers > 1 or args.ray):
+        print("error: --annotate works with one worker only", file=sys.stderr)
+        return 2
+    if args.explain:
+        print("error: --explain works without --db only", file=sys.stderr)
+        return 2
+    check_outputs({"--db": args.db, "--json": args.json, "--csv": args.csv, "--report": args.report}, paths)
+    job = BatchJob(db=args.db, model=args.model, device=args.device, lease_s=args.lease or DEFAULT_LEASE_S,
+                   retry_errors=args.retry_errors, quiet=args.quiet,
+                   scan_options=dict(batch_size=args.batch_size, **_scan_options(args)))
+    if args.ray:
+        from ..batch.ray_scan import run_batch_on_ray
+
+        key, items, stats = run_batch_on_ray(job, paths, address=args.ray_address)
+    else:
+        key, items, stats = run_batch(job, paths, workers=args.workers)
+    from ..batch.store import ResultStore
+
+    with ResultStore(args.db) as store:
+        results = [stored.result for stored in store.stored(key, [item.path for item in items])]
+    if args.annotate:
+        taken: set = set()
+        for result in results:
+            if result.verdict != "error":
+                _annotate(result, Path(args.annotate), single=len(paths) == 1, taken=taken)
+    for write, target in ((write_json, args.json), (write_csv, args.csv), (write_report, args.report)):
+        if target:
+            write(results, target)
+    counts = {v: sum(r.verdict == v for r in results) for v in ("fake", "real", "no_face", "error")}
+    missing = len(items) - len(results)
+    print("summary: " + ", ".join(f"{n} {v}" for v, n in counts.items())
+          + (f", {missing} not finished" if missing else "")
+          + f" ({stats.scanned} scanned now, {stats.skipped} already had a result in {args.db})")
+    failed = missing or counts["error"] or counts["no_face"]
+    return EXIT_ITEM_FAILED if failed else EXIT_OK
+
+
+def _scan_options(args) -> dict:
+    """The options that change a verdict, as Detector.load takes them."""
+    return dict(sampling=args.frames, detector=args.detector,
+                threshold=None if args.threshold == "card" else args.threshold,
+                aggregation=args.aggregation, tta=args.tta == "flip")
