@@ -52,10 +52,11 @@ class Detector:
         from .faces.detect import create_detector
         from .media import FrameSampling
 
-        from .models.predict import Predictor, TorchBackend
+        from .models.predict import Predictor, as_backend
 
+        # `model`: a torch module, or any Backend (an ONNX Runtime session for an .onnx model).
         self.model, self.card, self.device, self.options = model, card, device, options
-        self.predictor = Predictor.for_card(TorchBackend(model, device, channels_last=True), card,
+        self.predictor = Predictor.for_card(as_backend(model, device, channels_last=True), card,
                                             batch_size=options.batch_size, tta=options.tta)
         self.sampling = FrameSampling.parse(options.sampling)
         self.threshold = card.threshold if options.threshold is None else options.threshold
@@ -74,12 +75,13 @@ class Detector:
 
     @classmethod
     def load(cls, model: str | Path = "default", device: str = "auto", **options) -> "Detector":
+        """`model`: a bundled name, a checkpoint (stem or .safetensors) or an exported .onnx file."""
         from .devices import resolve_device
-        from .models import load_checkpoint
+        from .models.predict import load_backend
 
         device = resolve_device(device)
-        net, card = load_checkpoint(model, device=device)
-        return cls(net, card, device, ScanOptions(**options))
+        backend, card = load_backend(model, device=device, channels_last=True)
+        return cls(backend, card, device, ScanOptions(**options))
 
     # -- scanning -----------------------------------------------------------------------------------
     def scan(self, path: str | Path, on_progress: Callable[[float], None] | None = None) -> ScanResult:

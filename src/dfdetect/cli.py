@@ -18,6 +18,8 @@ COMMANDS = {
     "train": "train a model from a YAML recipe",
     "evaluate": "evaluate a checkpoint on a manifest of face crops",
     "compare": "compare trained runs in one table",
+    "compress": "make a model light for CPUs: Lite conversion, pruning, distillation, ONNX export, int8/fp16",
+    "bench-model": "size, MACs, CPU latency and accuracy of models side by side in one table",
 }
 
 
@@ -29,7 +31,7 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     for name, help_text in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == selected:
-            module = importlib.import_module(f"dfdetect.commands.{name}")
+            module = importlib.import_module(f"dfdetect.commands.{name.replace('-', '_')}")
             module.add_arguments(p)
             p.set_defaults(_run=module.run)
     return parser

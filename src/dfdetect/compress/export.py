@@ -1,0 +1,75 @@
+"""PyTorch -> ONNX (opset >= 17) with the model card in the file's metadata, checked on real crops."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..models.checkpoint import ModelCard
+
+MIN_OPSET = 17
+
+
+class _FakeLogit(nn.Module):
+    """The graph that is exported: images -> one fake logit per image, whatever the head's output size."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        from ..models.classifier import fake_logit
+
+        return fake_logit(self.model(images))
+
+
+def export_onnx(model: nn.Module, card: ModelCard, path: Path, opset: int = MIN_OPSET) -> ModelCard:
+    """Write `path` (batch size free) and return the card it carries."""
+    if opset < MIN_OPSET:
+        raise ConfigError(f"export: opset must be {MIN_OPSET} or later, got {opset}")
+    model = model.float().cpu().eval()
+    example = torch.zeros(1, 3, card.input_size, card.input_size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(_FakeLogit(model), (example,), str(path), input_names=["image"],
+                      output_names=["fake_logit"], dynamic_axes={"image": {0: "batch"}, "fake_logit": {0: "batch"}},
+                      opset_version=opset, dynamo=False)
+    card = card.model_copy(update={"weights_sha256": "", "weights_dtype": "float32",
+                                   "params": sum(p.numel() for p in model.parameters())})
+    write_card(path, card)
+    return card
+
+
+def write_card(path: Path, card: ModelCard) -> None:
+    """Put the card into an .onnx file's metadata (replacing any there)."""
+    import onnx
+
+    from ..models.onnx_model import card_metadata
+
+    proto = onnx.load(str(path))
+    entries = card_metadata(card)
+    kept = [p for p in proto.metadata_props if p.key not in entries]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    for key, value in entries.items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save(proto, str(path))
+
+
+def agreement(reference, candidate, card: ModelCard, crops: Sequence[np.ndarray]) -> dict:
+    """How far `candidate`'s outputs stray from `reference`'s (two Backends) on the same real crops."""
+    from ..models.predict import Predictor
+    from ..probability import apply_temperature
+
+    a = Predictor.for_card(reference, card).logits(crops)
+    b = Predictor.for_card(candidate, card).logits(crops)
+    pa, pb = apply_temperature(a, card.temperature), apply_temperature(b, card.temperature)
+    verdicts = (pa >= card.threshold) != (pb >= card.threshold)
+    return {"crops": len(crops), "max_abs_logit_diff": float(np.max(np.abs(a - b))),
+            "max_abs_prob_diff": float(np.max(np.abs(pa - pb))),
+            "mean_abs_prob_diff": float(np.mean(np.abs(pa - pb))),
+            "verdicts_changed": int(verdicts.sum())}
