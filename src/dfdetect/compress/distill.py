@@ -24,7 +24,7 @@ class FineTune:
     lr: float = 1e-4
     teacher: str | None = None  # a checkpoint: distil from it; None: labels alone
     alpha: float = 0.25
-    val_samples: int = 400      # validation crops for early model selection and calibration
+    val_samples: int = 300      # validation crops for early model selection and calibration
     augment: str = "seed003"
     workers: int = 1
     device: str | None = None

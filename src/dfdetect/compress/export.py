@@ -69,7 +69,9 @@ def agreement(reference, candidate, card: ModelCard, crops: Sequence[np.ndarray]
     b = Predictor.for_card(candidate, card).logits(crops)
     pa, pb = apply_temperature(a, card.temperature), apply_temperature(b, card.temperature)
     verdicts = (pa >= card.threshold) != (pb >= card.threshold)
-    return {"crops": len(crops), "max_abs_logit_diff": float(np.max(np.abs(a - b))),
+    # Ranking is what ROC-AUC sees: int8 moves single probabilities but should keep the order of the crops.
+    correlation = float(np.corrcoef(a, b)[0, 1]) if len(crops) > 1 and np.std(a) > 0 and np.std(b) > 0 else 1.0
+    return {"crops": len(crops), "logit_correlation": correlation, "max_abs_logit_diff": float(np.max(np.abs(a - b))),
             "max_abs_prob_diff": float(np.max(np.abs(pa - pb))),
             "mean_abs_prob_diff": float(np.mean(np.abs(pa - pb))),
             "verdicts_changed": int(verdicts.sum())}

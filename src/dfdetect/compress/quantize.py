@@ -59,7 +59,9 @@ def _static_int8(source: Path, out: Path, card: ModelCard, crops: Sequence[np.nd
         quant_pre_process(str(source), str(prepared))
         quantize_static(str(prepared), str(out), _CropReader(crops, card), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=methods[method])
+                        calibrate_method=methods[method],
+                        # histogram methods keep every activation until collected: collect every 4 batches
+                        extra_options={"CalibMaxIntermediateOutputs": 4})
 
 
 def _to_fp16(source: Path, out: Path) -> None:

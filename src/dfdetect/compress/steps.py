@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import tempfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -201,9 +202,11 @@ def _fine_tune(model, card, ctx: Context, stem: Path, tag: str, *, steps, teache
 
     if ctx.manifest is None:
         raise ConfigError("fine-tuning needs face crops: pass --manifest")
+    work = stem.with_name(f"{stem.name}-{tag}")
+    # Each fine-tune draws its own crops (the seed picks the subset): iterative pruning sees new data each step.
     options = FineTune(manifest=ctx.manifest, steps=steps, teacher=teacher, alpha=alpha, lr=lr,
-                       batch_size=batch, device=ctx.device)
-    return fine_tune(model, card, options, stem.with_name(f"{stem.name}-{tag}"))
+                       batch_size=batch, device=ctx.device, seed=zlib.crc32(work.name.encode()) % 100_000)
+    return fine_tune(model, card, options, work)
 
 
 @STEPS.register("export")
@@ -215,8 +218,9 @@ def export_step(stage: Stage, ctx: Context, *, stem: Path, opset: int = 17, chec
 
     model = _need_model(stage, "export")
     path = stem.with_suffix(".onnx")
+    sizes = _sizes(model, stage.card)  # kept in the card: ONNX Runtime does not count MACs
     card = export_onnx(model, stage.card, path, opset)
-    record = {"opset": opset, "size_mb": round(path.stat().st_size / 1e6, 3)}
+    record = {"opset": opset, "size_mb": round(path.stat().st_size / 1e6, 3), **sizes}
     if check and ctx.manifest is not None:
         record.update(_check(TorchBackend(model.eval(), "cpu"), load_backend(path)[0], card, ctx, check))
         if record["max_abs_prob_diff"] > tolerance:
@@ -226,7 +230,7 @@ def export_step(stage: Stage, ctx: Context, *, stem: Path, opset: int = 17, chec
 
 
 @STEPS.register("quantize")
-def quantize_step(stage: Stage, ctx: Context, *, stem: Path, mode: str = "static", crops: int = 256,
+def quantize_step(stage: Stage, ctx: Context, *, stem: Path, mode: str = "static", crops: int = 128,
                   method: str = "percentile", check: int = 256) -> Stage:
     """int8 (static: calibrated on real crops; dynamic) or fp16 ONNX; agreement with the float model measured."""
     from ..models.predict import load_backend
