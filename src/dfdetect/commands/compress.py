@@ -14,10 +14,12 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..compress.steps import STEPS
+    from ..compress.steps import STEPS, step_options
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = "steps:\n" + "\n".join(f"  {name:9s} {_doc(STEPS.get(name))}" for name in STEPS)
+    parser.epilog = "steps (name:option=value,...):\n" + "\n".join(
+        f"  {name:9s} {_doc(STEPS.get(name))}\n            "
+        + ", ".join(f"{k}={v}" for k, v in step_options(name).items()) for name in STEPS)
     parser.add_argument("model", help="checkpoint (name, stem or .safetensors) or an exported .onnx (quantize only)")
     parser.add_argument("steps", nargs="+", metavar="STEP",
                         help="name or name:key=value,... e.g. prune:ratio=0.35,steps=5 (see below)")

@@ -49,11 +49,16 @@ class Context:
 STEPS: Registry[Callable[..., Stage]] = Registry("compression step")
 
 
+def step_options(name: str) -> dict:
+    """A step's options and their defaults (its keyword arguments after `stem`)."""
+    parameters = list(inspect.signature(STEPS.get(name)).parameters.values())[3:]
+    return {p.name: p.default for p in parameters}
+
+
 def parse_step(text: str) -> tuple[str, dict]:
     """'prune:ratio=0.35,steps=5' -> ('prune', {'ratio': 0.35, 'steps': 5}), typed by the step's defaults."""
     name, _, rest = text.partition(":")
-    step = STEPS.get(name)
-    defaults = {p.name: p.default for p in list(inspect.signature(step).parameters.values())[2:]}
+    defaults = step_options(name)
     options = {}
     for item in filter(None, rest.split(",")):
         key, sep, value = item.partition("=")
@@ -80,6 +85,11 @@ def _convert(step: str, key: str, value: str, default):
 def run_pipeline(model: str, steps: list[str], ctx: Context) -> list[Path]:
     """Apply the steps in order; returns the file written for each."""
     parsed = [parse_step(s) for s in steps]  # every step checked before any work starts
+    needs_crops = [n for n, o in parsed if n in ("prune", "distill", "finetune")
+                   or (n == "quantize" and o.get("mode", "static") == "static")]
+    if needs_crops and ctx.manifest is None:
+        raise ConfigError(f"{needs_crops[0]} needs real face crops: pass --manifest (a face-crop manifest with "
+                          "train/val/test splits)")
     stage = _load(model, ctx)
     written = []
     for index, (name, options) in enumerate(parsed, start=1):
