@@ -28,6 +28,48 @@ class _FakeLogit(nn.Module):
         return fake_logit(self.model(images))
 
 
+class _PaddedConv(nn.Module):
+    """A TensorFlow-style 'same' convolution with its padding fixed for one input size."""
+
+    def __init__(self, conv: nn.Conv2d, pads: tuple[int, int, int, int]):
+        super().__init__()
+        self.conv, self.pads = conv, pads
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.Conv2d.forward(self.conv, nn.functional.pad(x, self.pads))
+
+
+def _fixed_same_padding(model: nn.Module, input_size: int) -> nn.Module:
+    """A copy whose 'same'-padded convolutions (timm's Conv2dSame, the tf_ models) pad by constants:
+    their padding depends only on the input size, which a card fixes, and the exported graph then holds
+    one Pad per layer instead of shape arithmetic that ONNX Runtime cannot fold or fuse."""
+    import copy
+
+    from timm.layers import Conv2dSame
+    from timm.layers.padding import get_same_padding
+
+    model = copy.deepcopy(model)
+    sizes: dict[str, tuple[int, int]] = {}
+    def record(name):
+        def hook(module, args):
+            sizes[name] = tuple(args[0].shape[-2:])
+        return hook
+
+    hooks = [m.register_forward_pre_hook(record(name)) for name, m in model.named_modules() if isinstance(m, Conv2dSame)]
+    with torch.no_grad():
+        model(torch.zeros(1, 3, input_size, input_size))
+    for hook in hooks:
+        hook.remove()
+    for name, (height, width) in sizes.items():
+        parent_name, _, child = name.rpartition(".")
+        conv = model.get_submodule(name)
+        pad_h = get_same_padding(height, conv.kernel_size[0], conv.stride[0], conv.dilation[0])
+        pad_w = get_same_padding(width, conv.kernel_size[1], conv.stride[1], conv.dilation[1])
+        pads = (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2)
+        setattr(model.get_submodule(parent_name), child, _PaddedConv(conv, pads))
+    return model
+
+
 def export_onnx(model: nn.Module, card: ModelCard, path: Path, opset: int = MIN_OPSET) -> ModelCard:
     """Write `path` (batch size free) and return the card it carries."""
     if opset < MIN_OPSET:
@@ -35,7 +77,8 @@ def export_onnx(model: nn.Module, card: ModelCard, path: Path, opset: int = MIN_
     model = model.float().cpu().eval()
     example = torch.zeros(1, 3, card.input_size, card.input_size)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(_FakeLogit(model), (example,), str(path), input_names=["image"],
+    torch.onnx.export(_FakeLogit(_fixed_same_padding(model, card.input_size)), (example,), str(path),
+                      input_names=["image"],
                       output_names=["fake_logit"], dynamic_axes={"image": {0: "batch"}, "fake_logit": {0: "batch"}},
                       opset_version=opset, dynamo=False)
     card = card.model_copy(update={"weights_sha256": "", "weights_dtype": "float32",
