@@ -154,7 +154,8 @@ def test_int8_and_fp16_agree_with_float_within_tolerance(default_onnx, crop_mani
 
     reference, card = load_backend(default_onnx)
     test_crops = _crops(crop_manifest, "test", 32)
-    quantize(default_onnx, tmp_path / "int8.onnx", card, "static", _crops(crop_manifest, "val", 32))
+    _, done = quantize(default_onnx, tmp_path / "int8.onnx", card, "static", _crops(crop_manifest, "val", 32))
+    assert done["mode"] == "static" and "fallback" not in done
     int8, int8_card = load_backend(tmp_path / "int8.onnx")
     assert int8_card.weights_dtype == "int8"
     assert (tmp_path / "int8.onnx").stat().st_size < default_onnx.stat().st_size / 3
@@ -246,3 +247,19 @@ def test_compress_command_exports_and_quantises_with_a_card_per_step(crop_manife
                  "--batch", "2", "--threads", "1", "--out", str(tmp_path / "t.md")]) == 0
     table = (tmp_path / "t.md").read_text()
     assert "| int8 | onnxruntime | int8 |" in table and "| default | pytorch | float32 |" in table
+
+
+def test_static_int8_falls_back_to_dynamic_and_says_so(default_onnx, tmp_path, monkeypatch, capsys):
+    from dfdetect.compress import quantize as quantize_module
+    from dfdetect.models.predict import load_backend
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("calibration blew up")
+
+    monkeypatch.setattr(quantize_module, "_static_int8", broken)
+    _, card = load_backend(default_onnx)
+    crops = [np.zeros((224, 224, 3), np.uint8)]
+    int8_card, done = quantize_module.quantize(default_onnx, tmp_path / "q.onnx", card, "static", crops)
+    assert done["mode"] == "dynamic" and "calibration blew up" in done["fallback"]
+    assert "falling back to dynamic" in capsys.readouterr().err
+    assert load_backend(tmp_path / "q.onnx")[1].weights_dtype == "int8"

@@ -8,6 +8,7 @@ half precision with float32 inputs and outputs (mostly a size win on CPUs, a spe
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from pathlib import Path
 from typing import Sequence
@@ -22,27 +23,39 @@ MODES = ("static", "dynamic", "fp16")
 
 
 def quantize(source: Path, out: Path, card: ModelCard, mode: str = "static",
-             calibration: Sequence[np.ndarray] | None = None, method: str = "minmax") -> ModelCard:
-    """Write the quantised `out` from the float32 `source` .onnx; returns the card it carries."""
+             calibration: Sequence[np.ndarray] | None = None, method: str = "minmax") -> tuple[ModelCard, dict]:
+    """Write the quantised `out` from the float32 `source` .onnx; returns the card it carries and what
+    was done ({"mode": ...}, with "fallback" when static quantisation failed and dynamic was used)."""
     if mode not in MODES:
         raise ConfigError(f"quantize: mode must be one of {', '.join(MODES)}, got {mode!r}")
     out.parent.mkdir(parents=True, exist_ok=True)
+    done = {"mode": mode}
     if mode == "fp16":
         _to_fp16(source, out)
-        dtype = "float16"
     elif mode == "static":
         if not calibration:
             raise ConfigError("quantize: static int8 needs calibration crops (--manifest), or use mode=dynamic")
-        _static_int8(source, out, card, calibration, method)
-        dtype = "int8"
+        try:
+            _static_int8(source, out, card, calibration, method)
+            done["calibration"] = {"method": method, "crops": len(calibration)}
+        except ConfigError:
+            raise
+        except Exception as exc:  # the quantiser fails in many ways on unusual graphs: weights-only int8 still works
+            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            print(f"warning: static int8 failed ({reason}); falling back to dynamic int8", file=sys.stderr)
+            _dynamic_int8(source, out)
+            done.update(mode="dynamic", fallback=f"static failed: {reason}")
     else:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        quantize_dynamic(str(source), str(out), weight_type=QuantType.QInt8)
-        dtype = "int8"
-    card = card.model_copy(update={"weights_dtype": dtype})
+        _dynamic_int8(source, out)
+    card = card.model_copy(update={"weights_dtype": "float16" if mode == "fp16" else "int8"})
     write_card(out, card)
-    return card
+    return card, done
+
+
+def _dynamic_int8(source: Path, out: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(source), str(out), weight_type=QuantType.QInt8)
 
 
 def _static_int8(source: Path, out: Path, card: ModelCard, crops: Sequence[np.ndarray], method: str) -> None:

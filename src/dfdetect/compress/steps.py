@@ -258,8 +258,8 @@ def quantize_step(stage: Stage, ctx: Context, *, stem: Path, mode: str = "static
         calibration = None
         if mode == "static":
             calibration = crop_images(ctx.rows("val", crops, seed=2), stage.card)
-        card = quantize(source, path, stage.card, mode, calibration, method)
-        record = {"mode": mode, "size_mb": round(path.stat().st_size / 1e6, 3)}
+        card, done = quantize(source, path, stage.card, mode, calibration, method)
+        record = {**done, "size_mb": round(path.stat().st_size / 1e6, 3)}
         if check and ctx.manifest is not None:
             record.update(_check(load_backend(source)[0], load_backend(path)[0], card, ctx, check))
     return Stage(card, onnx=path, record=record)
