@@ -79,7 +79,7 @@ def main() -> int:
     machine = describe_machine()
     _run(bench)
     table = a.out.with_suffix(".table.md").read_text()
-    a.out.write_text(_report(table, commands, bench, machine, uptime))
+    a.out.write_text(_report(table + "\n\n" + _steps_table(rows), commands, bench, machine, uptime))
     print(f"written: {a.out}")
     return 0
 
@@ -98,6 +98,26 @@ def _random_b0(stem: Path) -> Path:
             "temperature": 1.0, "threshold": 0.5, "video_threshold": None})
         save_checkpoint(create_model("efficientnet_b0"), card, stem)
     return stem
+
+
+def _steps_table(rows) -> str:
+    """What each compression step recorded in the cards: MACs removed, agreement with the model before it."""
+    from dfdetect.models import load_card
+    from dfdetect.models.predict import is_onnx, load_backend
+
+    lines = ["| model | step | options | MACs removed | agreement crops | logit correlation | mean / max prob shift "
+             "| verdicts changed |", "|---|---|---|---|---|---|---|---|"]
+    for label, model in rows:
+        card = load_backend(model)[1] if is_onnx(model) else load_card(model)
+        for step in card.compression:
+            corr = step.get("logit_correlation")
+            shift = (f"{step['mean_abs_prob_diff']:.4f} / {step['max_abs_prob_diff']:.4f}"
+                     if "max_abs_prob_diff" in step else "")
+            cells = [label, step["step"], ", ".join(f"{k}={v}" for k, v in step.get("options", {}).items()),
+                     str(step.get("macs_removed", "")), str(step.get("agreement_crops", "")),
+                     "" if corr is None else f"{corr:.4f}", shift, str(step.get("verdicts_changed", ""))]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _run(cmd: list[str]) -> None:
