@@ -5,9 +5,10 @@ then measures them all in one run with `dfdetect bench-model` and writes
 benchmarks/results/lightweight_cpu.md (the table, the commands, the machine, `uptime`, the date).
 
     dfdetect index ../shared/data/dfdc-faces --out runs/dfdc_faces.csv --split group
-    python benchmarks/lightweight.py runs/dfdc_faces.csv --work runs/light --finetune 8 --final 24
+    python benchmarks/lightweight.py runs/dfdc_faces.csv --work runs/light --limit 600
 
---finetune: batches of fine-tuning after each of the 5 pruning steps; --final: batches after the last one.
+--prune-steps 5 --finetune N: seed 003's iterative pruning with N batches of fine-tuning after each step;
+--final: batches of fine-tuning (plain, or distilling from the unpruned model) after pruning.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ def main() -> int:
     p.add_argument("manifest", help="DFDC face-crop manifest with a grouped train/val/test split")
     p.add_argument("--work", type=Path, default=Path("runs/light"))
     p.add_argument("--ratio", type=float, default=0.35, help="pruning ratio (seed 003: 35%%)")
-    p.add_argument("--prune-steps", type=int, default=5)
-    p.add_argument("--finetune", type=int, default=8, help="batches of fine-tuning after each pruning step")
-    p.add_argument("--final", type=int, default=24, help="batches of fine-tuning after pruning")
+    p.add_argument("--prune-steps", type=int, default=1, help="1: one-shot; seed 003 used 5")
+    p.add_argument("--finetune", type=int, default=0, help="batches of fine-tuning after each pruning step")
+    p.add_argument("--final", type=int, default=16, help="batches of fine-tuning after pruning")
+    p.add_argument("--crops", type=int, default=64, help="training crops behind the Taylor importance")
     p.add_argument("--alpha", type=float, default=0.25, help="distillation weight of the teacher (seed 003: 0.25)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--limit", type=int, help="measure on at most this many test crops (default: all)")
@@ -54,11 +56,12 @@ def main() -> int:
         return result
 
     b0 = _random_b0(w / "b0_random")
-    commands.append(["python", "-c", "(benchmarks/lightweight.py: EfficientNet-B0, random init, default's card)"])
     lite = compress("b0_lite", str(b0), "lite:init=source")
-    prune = f"prune:ratio={a.ratio},steps={a.prune_steps},crops=128,finetune={a.finetune}"
-    pruned = compress("pruned", "default", prune, f"finetune:steps={a.final}")
-    pruned_kd = compress("pruned_kd", "default", f"{prune},teacher=default,alpha={a.alpha}",
+    prune = f"prune:ratio={a.ratio},steps={a.prune_steps},crops={a.crops}"
+    between = f",finetune={a.finetune}" if a.finetune else ""
+    pruned = compress("pruned", "default", prune + between, f"finetune:steps={a.final}")
+    teach = f"{between},teacher=default,alpha={a.alpha}" if a.finetune else ""
+    pruned_kd = compress("pruned_kd", "default", prune + teach,
                          f"distill:teacher=default,alpha={a.alpha},steps={a.final}")
     int8 = compress("int8", "default", "export", "quantize:mode=static")
     int8_minmax = compress("int8_minmax", str(w / "int8" / "01-export.onnx"), "quantize:mode=static,method=minmax")
@@ -141,7 +144,7 @@ Latency: one batch of 32 real DFDC face crops (224 px, already preprocessed) thr
 (no channels_last), ONNX rows run on ONNX Runtime's CPU provider. Metrics: the DFDC test split of the
 grouped manifest (source videos unseen in training), the card's temperature and threshold.
 
-Built with:
+Built with (EfficientNet-B0 with random weights under the bundled card is written by the script itself):
 
 {built}
 
