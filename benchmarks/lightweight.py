@@ -5,7 +5,7 @@ then measures them all in one run with `dfdetect bench-model` and writes
 benchmarks/results/lightweight_cpu.md (the table, the commands, the machine, `uptime`, the date).
 
     dfdetect index ../shared/data/dfdc-faces --out runs/dfdc_faces.csv --split group
-    python benchmarks/lightweight.py runs/dfdc_faces.csv --work runs/light --limit 600
+    python benchmarks/lightweight.py runs/dfdc_faces.csv --work runs/light --limit 300 --runs 5 --warmup 2
 
 --prune-steps 5 --finetune N: seed 003's iterative pruning with N batches of fine-tuning after each step;
 --final: batches of fine-tuning (plain, or distilling from the unpruned model) after pruning.
@@ -37,6 +37,8 @@ def main() -> int:
     p.add_argument("--crops", type=int, default=64, help="training crops behind the Taylor importance")
     p.add_argument("--alpha", type=float, default=0.25, help="distillation weight of the teacher (seed 003: 0.25)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--runs", type=int, default=10, help="timed runs per model")
+    p.add_argument("--warmup", type=int, default=3, help="untimed runs first")
     p.add_argument("--limit", type=int, help="measure on at most this many test crops (default: all)")
     p.add_argument("--out", type=Path, default=RESULTS / "lightweight_cpu.md")
     p.add_argument("--skip-build", action="store_true", help="only measure the models already built")
@@ -76,7 +78,8 @@ def main() -> int:
             (f"Lite0 pruned + KD, int8 (ONNX)", kd_int8)]
     uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     bench = ["dfdetect", "bench-model", *[f"{label}={model}" for label, model in rows], "--manifest", m,
-             "--split", "test", "--threads", str(a.threads), "--out", str(a.out.with_suffix(".table.md"))]
+             "--split", "test", "--threads", str(a.threads), "--runs", str(a.runs), "--warmup", str(a.warmup),
+             "--out", str(a.out.with_suffix(".table.md"))]
     if a.limit:
         bench += ["--limit", str(a.limit)]
     machine = describe_machine()
@@ -140,7 +143,7 @@ than on an idle machine; all rows were measured one after another in the same ru
 {table}
 
 Latency: one batch of 32 real DFDC face crops (224 px, already preprocessed) through the model, median of
-10 runs after 3 warm-up runs, {bench[bench.index('--threads') + 1]} threads; PyTorch rows run eager fp32
+{bench[bench.index('--runs') + 1]} runs after {bench[bench.index('--warmup') + 1]} warm-up runs, {bench[bench.index('--threads') + 1]} threads; PyTorch rows run eager fp32
 (no channels_last), ONNX rows run on ONNX Runtime's CPU provider. Metrics: the DFDC test split of the
 grouped manifest (source videos unseen in training), the card's temperature and threshold.
 
