@@ -160,8 +160,9 @@ def test_int8_and_fp16_agree_with_float_within_tolerance(default_onnx, crop_mani
     assert int8_card.weights_dtype == "int8"
     assert (tmp_path / "int8.onnx").stat().st_size < default_onnx.stat().st_size / 3
     result = agreement(reference, int8, card, test_crops)
-    # Stated tolerance for int8 (see benchmarks/results/lightweight_cpu.md for the measured agreement):
-    # the crops keep their order, single probabilities move by a few hundredths on average.
+    # Stated tolerance for int8: the crops keep their order and single probabilities move by a few hundredths
+    # on average (with 128 calibration crops: correlation 0.997, mean shift 0.018, benchmarks/results/
+    # lightweight_cpu.md); 32 calibration crops here, so the bounds are looser.
     assert result["logit_correlation"] > 0.9 and result["mean_abs_prob_diff"] < 0.12, result
     quantize(default_onnx, tmp_path / "fp16.onnx", card, "fp16")
     result = agreement(reference, load_backend(tmp_path / "fp16.onnx")[0], card, test_crops)
