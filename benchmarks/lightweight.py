@@ -137,8 +137,8 @@ def _report(table: str, commands, bench, machine: str, uptime: str) -> str:
     return f"""# Lightweight models on the CPU (seed 003's table 6.2.6.1)
 
 Measured {date}: {machine}. `uptime` before measuring: `{uptime}`.
-The machine was shared with other jobs while this ran: latencies are noisy (min-max given) and slower
-than on an idle machine; all rows were measured one after another in the same run.
+The machine is shared with other jobs: latencies are noisy (min-max given); all rows were measured one
+after another in the same run.
 
 {table}
 
