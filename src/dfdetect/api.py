@@ -55,11 +55,11 @@ class Detector:
     def __init__(self, model, card, device: str, options: ScanOptions):
         from .faces.detect import create_detector
         from .media import FrameSampling
+        from .models.predict import Predictor, as_backend
 
-        from .models.predict import Predictor, TorchBackend
-
+        # `model`: a torch module, or any Backend (an ONNX Runtime session for an .onnx model).
         self.model, self.card, self.device, self.options = model, card, device, options
-        self.predictor = Predictor.for_card(TorchBackend(model, device, channels_last=True), card,
+        self.predictor = Predictor.for_card(as_backend(model, device, channels_last=True), card,
                                             batch_size=options.batch_size, tta=options.tta)
         self.sampling = FrameSampling.parse(options.sampling)
         self.threshold = card.threshold if options.threshold is None else options.threshold
@@ -78,10 +78,11 @@ class Detector:
 
     @classmethod
     def load(cls, model: str | Path = "default", device: str = "auto", **options) -> "Detector":
-        """Options are ScanOptions' fields; `frames` is the command line's name for `sampling`."""
+        """`model`: a bundled name, a checkpoint (stem or .safetensors) or an exported .onnx file. Options are
+        ScanOptions' fields; `frames` is the command line's name for `sampling`."""
         from .devices import resolve_device
         from .errors import ConfigError
-        from .models import load_checkpoint
+        from .models.predict import load_backend
 
         if "frames" in options:
             if "sampling" in options:
@@ -92,8 +93,8 @@ class Detector:
             raise ConfigError(f"unknown option(s) {', '.join(unknown)}; Detector.load takes "
                               f"{', '.join(['frames', *ScanOptions.__dataclass_fields__])}")
         device = resolve_device(device)
-        net, card = load_checkpoint(model, device=device)
-        return cls(net, card, device, ScanOptions(**options))
+        backend, card = load_backend(model, device=device, channels_last=True)
+        return cls(backend, card, device, ScanOptions(**options))
 
     def __repr__(self) -> str:
         return (f"Detector(model={self.card.name!r}, arch={self.card.arch!r}, device={self.device!r}, "

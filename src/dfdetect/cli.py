@@ -23,6 +23,8 @@ COMMANDS = {
     "models": "list the models usable by name, with their headline figures",
     "serve": "serve the scan over HTTP: an API and a web page",
     "results": "summarise, filter and export a results database written by `scan --db`",
+    "compress": "make a model light for CPUs: Lite conversion, pruning, distillation, ONNX export, int8/fp16",
+    "bench-model": "size, MACs, CPU latency and accuracy of models side by side in one table",
 }
 
 
@@ -34,7 +36,7 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     for name, help_text in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == selected:
-            module = importlib.import_module(f"dfdetect.commands.{name}")
+            module = importlib.import_module(f"dfdetect.commands.{name.replace('-', '_')}")
             module.add_arguments(p)
             p.set_defaults(_run=module.run)
     return parser

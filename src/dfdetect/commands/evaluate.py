@@ -20,8 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..evaluate.calibration import THRESHOLD_RULES
     from .options import add_aggregation, add_tta, threshold_option
 
-    parser.add_argument("checkpoint", help="checkpoint (.safetensors with its .json card, or its stem) or a bundled "
-                        "model name such as 'default'")
+    parser.add_argument("checkpoint", help="checkpoint (.safetensors with its .json card, or its stem), an exported "
+                        ".onnx model, or a bundled model name such as 'default'")
     parser.add_argument("manifest", help="CSV or Parquet table of face crops: path, label (0/1 or REAL/FAKE), "
                         "optional video, method, group, split; relative paths are read from the manifest's folder")
     parser.add_argument("--split", default="test",
@@ -75,7 +75,7 @@ def _load_crop(path: str, size: int):
 
 def predict_logits(model, card, paths: Sequence[str | Path], *, batch_size: int = 64, tta: str | None = None,
                    workers: int = 4, progress: bool = True, skip_unreadable: bool = False):
-    """Raw fake logits (float64 numpy, one per crop) on the model's device.
+    """Raw fake logits (float64 numpy, one per crop) on the model's device (`model`: a torch module or a Backend).
 
     Crops are read, letterboxed to ``card.input_size`` and scored by the shared Predictor, exactly as
     scanning does. Decoding runs in ``workers`` threads one batch ahead of the model. ``tta="flip"`` averages
@@ -88,9 +88,9 @@ def predict_logits(model, card, paths: Sequence[str | Path], *, batch_size: int 
     from tqdm import tqdm
 
     from ..errors import MediaError
-    from ..models.predict import Predictor, TorchBackend
+    from ..models.predict import Predictor, as_backend
 
-    predictor = Predictor.for_card(TorchBackend(model), card, batch_size=batch_size, tta=tta)
+    predictor = Predictor.for_card(as_backend(model), card, batch_size=batch_size, tta=tta)
     paths = [str(p) for p in paths]
     logits = np.full(len(paths), np.nan, dtype=np.float64)
     batches = [range(i, min(i + batch_size, len(paths))) for i in range(0, len(paths), batch_size)]
@@ -132,12 +132,12 @@ def predict_manifest(model, card, df, *, temperature: float | None = None, **opt
 
 
 def _default_out(checkpoint: str, manifest: Path, split: str) -> Path:
-    from ..models import NAMED_MODELS, resolve
+    from ..models import NAMED_MODELS
 
     name = f"eval-{manifest.stem}-{split}"
     if checkpoint in NAMED_MODELS:
         return Path.cwd() / f"eval-{checkpoint}-{manifest.stem}-{split}"
-    return resolve(checkpoint)[0].parent / name
+    return _weights_path(checkpoint).parent / name
 
 
 def _level_table(frames, level: str, aggregate: str):
@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..evaluate.metrics import compute_metrics
     from ..evaluate.report import write_report
-    from ..models import load_checkpoint
+    from ..models.predict import load_backend
     from ..probability import apply_temperature
 
     if args.batch_size < 1:
@@ -166,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--group-by {group_by!r}: no such column; the manifest has {', '.join(manifest.columns)}")
 
     device = resolve_device(args.device)
-    model, card = load_checkpoint(args.checkpoint, device=device)
+    model, card = load_backend(args.checkpoint, device=device)
     options = dict(batch_size=args.batch_size, tta=args.tta, workers=args.workers, skip_unreadable=True)
     evaluated, skipped = _score(model, card, evaluated, options, notes)
     if calibration is not None:
@@ -269,8 +269,9 @@ def _temperature(card, calibration, split: str | None, notes: list[str]) -> tupl
 
 def _weights_path(checkpoint: str) -> Path:
     from ..models import resolve
+    from ..models.predict import is_onnx
 
-    return resolve(checkpoint)[0]
+    return Path(checkpoint) if is_onnx(checkpoint) else resolve(checkpoint)[0]
 
 
 def _history_for(args) -> Path | None:

@@ -66,6 +66,10 @@ class ModelCard(BaseModel):
     license: str = ""
     limits: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    # Layers whose widths differ from the architecture's standard ones (pruning): models/shapes.py.
+    shapes: dict[str, list[int]] = Field(default_factory=dict)
+    # Every compression step applied since the trained model, in order, with its options and results.
+    compression: list[dict[str, Any]] = Field(default_factory=list)
     created: str = ""
     dfdetect_version: str = ""
 
@@ -94,6 +98,7 @@ def save_checkpoint(model, card: ModelCard, path: str | Path, half: bool = False
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     save_file(state, str(weights_path))
     card = card.model_copy(update={
+        "shapes": _changed_shapes(model, card),
         "params": sum(p.numel() for p in model.parameters()),
         "weights_sha256": _sha256(weights_path),
         "weights_dtype": "float16" if half else "float32",
@@ -126,8 +131,6 @@ def load_checkpoint(path_or_name: str | Path, device: str = "cpu"):
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from .classifier import create_model
-
     weights_path, card_path = resolve(path_or_name)
     card = load_card(path_or_name)
     if not weights_path.is_file():
@@ -138,11 +141,28 @@ def load_checkpoint(path_or_name: str | Path, device: str = "cpu"):
         state = load_file(str(weights_path))
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"cannot read {weights_path}: {exc}") from None
-    model = create_model(card.arch, pretrained=None, head=card.head, num_classes=card.num_classes,
-                         head_options=card.head_options)
+    model = _standard_model(card)
+    if card.shapes:
+        from .shapes import apply_shapes
+
+        apply_shapes(model, card.shapes)
     _load_strict(model, state, weights_path, card_path)
     _check_card_facts(card, model, state, weights_path, card_path)
     return model.to(device).eval(), card
+
+
+def _standard_model(card: ModelCard):
+    """The card's architecture and head at their standard widths, randomly initialised."""
+    from .classifier import create_model
+
+    return create_model(card.arch, pretrained=None, head=card.head, num_classes=card.num_classes,
+                        head_options=card.head_options)
+
+
+def _changed_shapes(model, card: ModelCard) -> dict[str, list[int]]:
+    from .shapes import changed_shapes
+
+    return changed_shapes(model, _standard_model(card))
 
 
 def _load_strict(model, state: dict, weights_path: Path, card_path: Path) -> None:

@@ -1,7 +1,8 @@
 """The one inference path: face crops -> fake logits -> calibrated probabilities.
 
 A `Backend` runs the network: a normalised (N, 3, H, W) float batch in, one fake logit per image out.
-`TorchBackend` runs a torch module; an ONNX Runtime session can implement the same two members.
+`TorchBackend` runs a torch module; `OnnxBackend` an ONNX Runtime session of an exported model
+(`models/onnx_model.py` reads and checks the file). `load_backend` picks one from the model file.
 A `Predictor` adds what every caller shares: the card's preprocessing, batching, flip TTA and temperature.
 Scanning, `dfdetect evaluate` and training's validation all go through here.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
@@ -18,6 +20,8 @@ from ..probability import apply_temperature
 
 if TYPE_CHECKING:
     import torch
+
+    from .checkpoint import ModelCard
 
 # torch is imported on first use, so that commands can offer these choices without loading it.
 TTA_MODES = ("none", "flip")
@@ -59,6 +63,43 @@ class TorchBackend(Backend):
                 enabled=self.autocast_dtype is not None):
             out = fake_logit(self.model(x))
         return out.float().cpu().numpy()
+
+
+class OnnxBackend(Backend):
+    """An ONNX Runtime session of a model exported by `dfdetect compress ... export` (output: fake logits)."""
+
+    def __init__(self, session, device: str = "cpu"):
+        self.session = session
+        self.device = device
+        self.input_name = session.get_inputs()[0].name
+
+    def fake_logits(self, batch) -> np.ndarray:
+        x = batch.numpy() if hasattr(batch, "numpy") else np.asarray(batch)
+        out = self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]
+        return np.asarray(out, dtype=np.float32).reshape(-1)
+
+
+def is_onnx(model) -> bool:
+    return str(model).lower().endswith(".onnx")
+
+
+def load_backend(model: str | Path = "default", device: str = "cpu", *, channels_last: bool = False,
+                 threads: int | None = None) -> tuple[Backend, "ModelCard"]:
+    """(backend, model card) for a checkpoint (name, stem or .safetensors: PyTorch) or an .onnx file
+    (ONNX Runtime). `threads` bounds ONNX Runtime's intra-op threads (None: its default)."""
+    if is_onnx(model):
+        from .onnx_model import load_onnx
+
+        return load_onnx(model, device, threads=threads)
+    from .checkpoint import load_checkpoint
+
+    net, card = load_checkpoint(model, device=device)
+    return TorchBackend(net, device, channels_last=channels_last), card
+
+
+def as_backend(model, device: str | None = None, **options) -> Backend:
+    """A Backend as given, or a torch module wrapped in a TorchBackend."""
+    return model if isinstance(model, Backend) else TorchBackend(model, device, **options)
 
 
 @contextmanager
