@@ -85,7 +85,11 @@ class GradCam:
     pooling and the head are differentiated, so it costs about one forward pass."""
 
     def __init__(self, detector: "Detector"):
-        self.model, self.card, self.device = detector.model, detector.card, detector.device
+        # The detector holds a Backend (models.predict); Grad-CAM needs the torch module behind it.
+        self.model = getattr(detector.model, "model", detector.model)
+        self.card, self.device = detector.card, detector.device
+        if not hasattr(self.model, "backbone"):
+            raise DfdetectError(f"Grad-CAM needs a PyTorch model; {self.card.name} runs on {type(self.model).__name__}")
         if not hasattr(self.model.backbone, "forward_head"):
             raise DfdetectError(f"Grad-CAM needs a timm backbone; {self.card.arch} has no forward_head")
 
