@@ -189,19 +189,21 @@ def test_worker_processes_of_one_command_split_the_folder(small_folder, tmp_path
 
 @pytest.mark.slow
 def test_ctrl_c_gives_the_file_in_flight_back_at_once(dfdc_faces, tmp_path):
-    folder = _folder(tmp_path / "in", _crops(dfdc_faces, 40, start=300), bad=False)
+    # Enough files that an idle machine cannot finish them all before the signal arrives.
+    folder = _folder(tmp_path / "in", _crops(dfdc_faces, 400, start=300), bad=False)
     db = tmp_path / "interrupted.sqlite"
     proc = subprocess.Popen(SCAN + [str(folder), "--db", str(db), "--frames", "2", "--quiet", "--lease", "3600"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while _count_done(db) < 3 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert proc.poll() is None, "the batch ended before it could be interrupted"
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=120) == 130, proc.stderr.read()
     with sqlite3.connect(db) as con:
         held = con.execute("SELECT COUNT(*) FROM scans WHERE state = 'running' AND lease_until > 0").fetchone()[0]
     assert held == 0
-    assert _count_done(db) < 40
+    assert _count_done(db) < 400
 
 
 def _count_done(db: Path) -> int:
