@@ -192,8 +192,10 @@ def test_ctrl_c_gives_the_file_in_flight_back_at_once(dfdc_faces, tmp_path):
     # Enough files that an idle machine cannot finish them all before the signal arrives.
     folder = _folder(tmp_path / "in", _crops(dfdc_faces, 400, start=300), bad=False)
     db = tmp_path / "interrupted.sqlite"
+    # A shell's background job ignores SIGINT and its children inherit that: give the scan Ctrl-C back.
     proc = subprocess.Popen(SCAN + [str(folder), "--db", str(db), "--frames", "2", "--quiet", "--lease", "3600"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
     while _count_done(db) < 3 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
