@@ -132,5 +132,9 @@ def test_calibrate_command_refits_thresholds_into_a_new_checkpoint(dfdc_faces, t
     model, _ = load_checkpoint(tmp_path / "bounded")
     original, _ = load_checkpoint("default")
     assert all(torch.equal(a, b.float()) for a, b in zip(model.state_dict().values(), original.state_dict().values()))
+    # A split of one class is refused before any scoring, and nothing is written.
+    reals = write_manifest(rows[rows.label == "real"].assign(split="val"), tmp_path / "reals.csv")
+    assert main(["calibrate", "default", str(reals), "--out", str(tmp_path / "one_class")]) == 2
+    assert not (tmp_path / "one_class.safetensors").exists()
     # The checkpoint being calibrated is never the output.
     assert main(["calibrate", str(tmp_path / "eer"), str(manifest), "--out", str(tmp_path / "eer.safetensors")]) == 2

@@ -49,6 +49,9 @@ def run(args) -> int:
     except ValueError as exc:
         raise ConfigError(f"calibration options: {' '.join(str(exc).split())}") from None
     rows = select_split(read_labelled_manifest(args.manifest), args.split)
+    if rows["label"].nunique() < 2:  # a temperature and threshold fitted on one class would mislead
+        raise ConfigError(f"split {args.split!r} of {args.manifest} holds only {rows['label'].iloc[0]} crops; "
+                          "calibration needs both real and fake ones")
     model, card = load_checkpoint(args.checkpoint, device=resolve_device(args.device))
     options = dict(batch_size=args.batch_size, workers=args.workers, skip_unreadable=True)
     rows, _ = _score(model, card, rows, options, notes=[])
