@@ -31,13 +31,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     import numpy as np
 
+    from ..data.manifest import read_labelled_manifest
     from ..devices import resolve_device
     from ..errors import ConfigError
     from ..models import load_checkpoint, resolve, save_checkpoint
     from ..outputs import check_outputs
     from ..train.calibration import calibrate, card_metrics
     from ..train.recipe import CalibrationSection
-    from ..data.manifest import read_labelled_manifest
     from .evaluate import _score, select_split
 
     out_weights, out_card = resolve(args.out)

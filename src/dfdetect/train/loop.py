@@ -84,7 +84,6 @@ class Trainer:
         self.history: list[dict] = []
         self.stopped_early: list[str] = []
         self.best_epochs: dict[str, int | None] = {}
-        self.started = time.perf_counter()
         self.out_of_time = False
 
     # ----- setup
@@ -156,7 +155,16 @@ class Trainer:
 
     def _out_of_time(self) -> bool:
         limit = self.recipe.train.time_limit_minutes
-        if limit is None or time.perf_counter() - self.started < limit * 60:
+        if limit is None:
+            return False
+        over = time.perf_counter() - self.started >= limit * 60
+        if self.dist.enabled:  # rank 0's clock decides for all, so that no rank waits for the others forever
+            import torch.distributed as tdist
+
+            flag = torch.tensor([float(over)], device=self.device)
+            tdist.broadcast(flag, src=0)
+            over = bool(flag.item())
+        if not over:
             return False
         if not self.out_of_time:
             self.out_of_time = True
