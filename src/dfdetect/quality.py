@@ -60,17 +60,14 @@ def measure_face(image: np.ndarray, box) -> FaceQuality:
 
 def sharpness(image: np.ndarray, box) -> float:
     """Variance of the Laplacian of the face region in grey, resized to 128 x 128 (higher is sharper)."""
-    import cv2
-
     from .faces.crop import BOX_ONLY, crop_region
+    from .imaging import laplacian, resize, to_grey
 
     x1, y1, x2, y2 = crop_region(box, BOX_ONLY, image.shape[1], image.shape[0])
     if x2 - x1 < 2 or y2 - y1 < 2:
         return 0.0
-    grey = cv2.cvtColor(np.ascontiguousarray(image[y1:y2, x1:x2]), cv2.COLOR_RGB2GRAY)
-    interpolation = cv2.INTER_AREA if x2 - x1 > SHARPNESS_SIDE else cv2.INTER_LINEAR
-    grey = cv2.resize(grey, (SHARPNESS_SIDE, SHARPNESS_SIDE), interpolation=interpolation)
-    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+    grey = resize(to_grey(image[y1:y2, x1:x2]), SHARPNESS_SIDE, SHARPNESS_SIDE, enlarge="linear")
+    return float(laplacian(grey).var())
 
 
 def yaw(landmarks) -> float | None:

@@ -90,7 +90,7 @@ def crop_face(image: np.ndarray, box: FaceBox, settings: CropSettings = CropSett
 
 def letterbox(image: np.ndarray, size: int) -> np.ndarray:
     """Resize so that the longer side is `size` (aspect ratio kept) and centre on a black size x size square."""
-    import cv2
+    from ..imaging import resize
 
     height, width = image.shape[:2]
     if height == 0 or width == 0:
@@ -98,10 +98,8 @@ def letterbox(image: np.ndarray, size: int) -> np.ndarray:
     scale = size / max(height, width)
     new_w = min(size, max(1, round(width * scale)))
     new_h = min(size, max(1, round(height * scale)))
-    # INTER_AREA averages pixels when shrinking (no aliasing); INTER_CUBIC keeps edges when enlarging.
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-    resized = cv2.resize(np.ascontiguousarray(image), (new_w, new_h), interpolation=interpolation)
-    resized = resized.reshape((new_h, new_w) + image.shape[2:])  # OpenCV drops a single channel axis
+    # Area averaging when shrinking (no aliasing); cubic interpolation keeps edges when enlarging.
+    resized = resize(image, new_w, new_h, enlarge="cubic")
     canvas = np.zeros((size, size) + image.shape[2:], dtype=image.dtype)
     top, left = (size - new_h) // 2, (size - new_w) // 2
     canvas[top : top + new_h, left : left + new_w] = resized

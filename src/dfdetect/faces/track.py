@@ -104,6 +104,48 @@ def _blend(a: FaceBox, b: FaceBox, weight: float) -> FaceBox:
     return FaceBox(mix(a.x1, b.x1), mix(a.y1, b.y1), mix(a.x2, b.x2), mix(a.y2, b.y2), mix(a.score, b.score), landmarks)
 
 
+def min_cost_assignment(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, columns) of a one-to-one pairing of min(rows, columns) pairs with the least total cost
+    (the Hungarian method with potentials, O(n^3); a frame has a handful of faces). As scipy's
+    linear_sum_assignment, which the scan no longer needs to install."""
+    cost = np.asarray(cost, dtype=float)
+    if cost.size == 0:
+        return np.zeros(0, int), np.zeros(0, int)
+    if cost.shape[0] > cost.shape[1]:
+        cols, rows = min_cost_assignment(cost.T)
+        order = np.argsort(rows)
+        return rows[order], cols[order]
+    n, m = cost.shape
+    u, v = np.zeros(n + 1), np.zeros(m + 1)
+    match = np.zeros(m + 1, dtype=int)  # match[j]: the row (1-based) paired with column j; 0: none
+    for row in range(1, n + 1):
+        match[0], j0 = row, 0
+        slack, way, used = np.full(m + 1, np.inf), np.zeros(m + 1, dtype=int), np.zeros(m + 1, dtype=bool)
+        while match[j0]:
+            used[j0] = True
+            i0 = match[j0]
+            free = ~used[1:]
+            reduced = cost[i0 - 1] - u[i0] - v[1:]
+            better = free & (reduced < slack[1:])
+            slack[1:][better] = reduced[better]
+            way[1:][better] = j0
+            candidates = np.where(free, slack[1:], np.inf)
+            j1 = int(np.argmin(candidates)) + 1
+            delta = candidates[j1 - 1]
+            u[match[used]] += delta
+            v[used] -= delta
+            slack[1:][free] -= delta
+            j0 = j1
+        while j0:  # flip the augmenting path
+            j1 = way[j0]
+            match[j0] = match[j1]
+            j0 = j1
+    cols = np.flatnonzero(match[1:])
+    rows = match[1:][cols] - 1
+    order = np.argsort(rows)
+    return rows[order], cols[order]
+
+
 def build_tracks(
     detections: Sequence[tuple[int, float, list[FaceBox]]],
     iou_threshold: float = DEFAULT_IOU_THRESHOLD,
@@ -121,8 +163,6 @@ def build_tracks(
     starting where it left off (see stitch_tracks). Tracks come back ordered by id (order of first
     appearance); the FaceBox objects given are the ones stored.
     """
-    from scipy.optimize import linear_sum_assignment
-
     tracks: list[Track] = []
     missed: dict[int, int] = {}  # track id -> consecutive sampled frames without a match
     live: list[Track] = []
@@ -136,7 +176,7 @@ def build_tracks(
             allowed = (iou >= iou_threshold) | (shift <= max_shift)
             # Forbidden pairs get a cost no allowed assignment can beat, so they are only ever leftovers.
             cost = np.where(allowed, _link_cost(iou, shift), 1e6)
-            for r, c in zip(*linear_sum_assignment(cost)):
+            for r, c in zip(*min_cost_assignment(cost)):
                 if allowed[r, c]:
                     live[r].faces.append(TrackedFace(frame_index, time_s, boxes[c]))
                     matched_tracks.add(live[r].id)

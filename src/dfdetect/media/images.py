@@ -132,6 +132,6 @@ def _shrink(image: np.ndarray, max_side: int | None) -> np.ndarray:
     new_width, new_height = _fit(width, height, max_side)
     if (new_width, new_height) == (width, height):
         return image
-    import cv2
+    from ..imaging import resize
 
-    return cv2.resize(image, (new_width, new_height), interpolation=cv2.INTER_AREA)
+    return resize(image, new_width, new_height)

@@ -1,0 +1,106 @@
+"""The few image operations the scan needs (resize, grey, Laplacian), in NumPy.
+
+The scan runs without OpenCV, whose wheel (160 MB with its own FFmpeg and OpenBLAS) would be most of a light
+install. The resampling follows OpenCV's definitions (INTER_AREA, INTER_LINEAR, INTER_CUBIC: pixel centres at
++0.5, replicated borders, cubic a = -0.75) so that crops match those the models were trained on to within one
+grey level, and every caller resizes through here, so training crops and scan crops are one procedure.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+# Shrinking averages the pixels a shrunk pixel covers (no aliasing on faces shrunk several-fold); enlarging
+# interpolates with the named filter.
+ENLARGE_FILTERS = ("cubic", "linear")
+_CUBIC_A = -0.75
+
+
+def resize(image: np.ndarray, width: int, height: int, enlarge: str = "cubic") -> np.ndarray:
+    """`image` (H x W or H x W x C, uint8) resized to width x height: per axis, area averaging where it
+    shrinks and the `enlarge` interpolation where it grows."""
+    if enlarge not in ENLARGE_FILTERS:
+        raise ValueError(f"enlarge must be one of {', '.join(ENLARGE_FILTERS)}, got {enlarge!r}")
+    if width < 1 or height < 1:
+        raise ValueError(f"cannot resize to {width} x {height}")
+    old_h, old_w = image.shape[:2]
+    if (old_w, old_h) == (width, height):
+        return image
+    out = image.astype(np.float32)
+    if old_h != height:
+        out = _resample_axis(out, 0, *_taps(old_h, height, enlarge))
+    if old_w != width:
+        out = _resample_axis(out, 1, *_taps(old_w, width, enlarge))
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _resample_axis(image: np.ndarray, axis: int, index: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Each output line along `axis` is the weighted sum of the input lines `index` names."""
+    shape = [1] * image.ndim
+    shape[axis] = len(index)
+    out = None
+    for k in range(index.shape[1]):
+        term = np.take(image, index[:, k], axis=axis) * weight[:, k].reshape(shape)
+        out = term if out is None else out + term
+    return out
+
+
+def _taps(n_in: int, n_out: int, enlarge: str) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, weights), each n_out x taps: which input pixels make each output pixel, and how much."""
+    if n_out < n_in:
+        return _area_taps(n_in, n_out)
+    return _cubic_taps(n_in, n_out) if enlarge == "cubic" else _linear_taps(n_in, n_out)
+
+
+def _area_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    scale = n_in / n_out
+    taps = math.ceil(scale) + 1
+    start = np.arange(n_out) * scale
+    first = np.floor(start).astype(np.int64)
+    index = first[:, None] + np.arange(taps)[None, :]
+    # The share of each input pixel [j, j + 1) inside the output pixel's span [start, start + scale).
+    overlap = np.minimum(index + 1, start[:, None] + scale) - np.maximum(index, start[:, None])
+    weight = np.clip(overlap, 0.0, None) / scale
+    weight[index >= n_in] = 0.0
+    return np.minimum(index, n_in - 1), weight.astype(np.float32)
+
+
+def _centres(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    source = (np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
+    first = np.floor(source).astype(np.int64)
+    return first, source - first
+
+
+def _linear_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    first, t = _centres(n_in, n_out)
+    # Past either edge OpenCV holds the edge pixel.
+    t = np.where(first < 0, 0.0, np.where(first >= n_in - 1, 0.0, t))
+    first = np.clip(first, 0, n_in - 1)
+    index = np.stack([first, np.minimum(first + 1, n_in - 1)], axis=1)
+    return index, np.stack([1 - t, t], axis=1).astype(np.float32)
+
+
+def _cubic_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    first, t = _centres(n_in, n_out)
+    offsets = np.arange(-1, 3)
+    distance = np.abs(t[:, None] - offsets[None, :])
+    a = _CUBIC_A
+    near = ((a + 2) * distance - (a + 3)) * distance ** 2 + 1
+    far = ((a * distance - 5 * a) * distance + 8 * a) * distance - 4 * a
+    weight = np.where(distance <= 1, near, np.where(distance < 2, far, 0.0))
+    index = np.clip(first[:, None] + offsets[None, :], 0, n_in - 1)
+    return index, weight.astype(np.float32)
+
+
+def to_grey(image: np.ndarray) -> np.ndarray:
+    """RGB uint8 -> grey uint8 with ITU-R BT.601 weights (as OpenCV's RGB2GRAY)."""
+    grey = image[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return np.clip(np.rint(grey), 0, 255).astype(np.uint8)
+
+
+def laplacian(grey: np.ndarray) -> np.ndarray:
+    """The 4-neighbour Laplacian (OpenCV's ksize=1 kernel) with mirrored borders, as float64."""
+    g = np.pad(grey.astype(np.float64), 1, mode="reflect")
+    return g[:-2, 1:-1] + g[2:, 1:-1] + g[1:-1, :-2] + g[1:-1, 2:] - 4.0 * g[1:-1, 1:-1]
