@@ -1,10 +1,13 @@
 """The bundled model carries its figures per source (real faces and their worst group, the sample clip, DFDC,
-FF++), written at bundling time from benchmarks/source_figures.py and read back from the card."""
+FF++), written at bundling time from benchmarks/source_figures.py and read back from the card; its ONNX twin
+scores as it does."""
 
 from __future__ import annotations
 
 import json
+import shutil
 
+import numpy as np
 import pytest
 
 from dfdetect.errors import DfdetectError
@@ -60,3 +63,55 @@ def test_the_sample_clip_is_called_real_by_the_bundled_model(one_torch_thread):
 
     result = Detector.load("default", device="cpu").scan(sample_video_path())
     assert result.verdict == "real", result.summary_line()
+
+
+def test_the_bundled_model_has_an_onnx_twin_with_the_checkpoints_scores(dfdc_faces):
+    """On the CPU (and wherever PyTorch is missing) the default model runs from its ONNX twin: same card,
+    same weights stored in half precision, the same probabilities."""
+    from PIL import Image
+
+    from dfdetect.faces.crop import letterbox
+    from dfdetect.models.checkpoint import resolve
+    from dfdetect.models.predict import OnnxBackend, Predictor, TorchBackend, load_backend
+
+    twin, twin_card = load_backend("default", "cpu")
+    torch_backend, card = load_backend(resolve("default")[0], "cpu")  # the .safetensors named outright
+    assert isinstance(twin, OnnxBackend) and isinstance(torch_backend, TorchBackend)
+    assert twin.checkpoint == resolve("default")[0].with_suffix("")
+    assert twin_card.exported_from_sha256 == card.weights_sha256
+    assert (twin_card.name, twin_card.threshold, twin_card.temperature, twin_card.crop) == \
+        (card.name, card.threshold, card.temperature, card.crop)
+    crops = [letterbox(np.asarray(Image.open(p).convert("RGB")), card.input_size)
+             for p in sorted(dfdc_faces.rglob("*.jpg"))[:40]]
+    p_onnx = Predictor.for_card(twin, twin_card, tta=True).probabilities(crops)
+    p_torch = Predictor.for_card(torch_backend, card, tta=True).probabilities(crops)
+    assert np.abs(p_onnx - p_torch).max() < 1e-4
+
+
+def test_a_twin_exported_from_other_weights_is_not_used(tmp_path):
+    pytest.importorskip("onnx")
+    from dfdetect.compress.export import write_card
+    from dfdetect.models.checkpoint import resolve
+    from dfdetect.models.predict import OnnxBackend, TorchBackend, load_backend
+
+    weights, card_path = resolve("default")
+    for source in (weights, card_path, weights.with_suffix(".onnx")):
+        shutil.copyfile(source, tmp_path / ("model" + source.suffix))
+    assert isinstance(load_backend(tmp_path / "model", "cpu")[0], OnnxBackend)
+    _, twin_card = load_backend(tmp_path / "model.onnx", "cpu")
+    write_card(tmp_path / "model.onnx", twin_card.model_copy(update={"exported_from_sha256": "0" * 64}))
+    assert isinstance(load_backend(tmp_path / "model", "cpu")[0], TorchBackend)
+    assert isinstance(load_backend(tmp_path / "model.onnx", "cpu")[0], OnnxBackend)  # named outright: still runs
+
+
+def test_scans_with_the_twin_match_scans_with_the_checkpoint(dfdc_videos, one_torch_thread):
+    from dfdetect import Detector
+    from dfdetect.models.checkpoint import resolve
+    from dfdetect.samples import sample_video_path
+
+    on_onnx = Detector.load("default", device="cpu")
+    on_torch = Detector.load(resolve("default")[0], device="cpu")
+    assert type(on_onnx.model).__name__ == "OnnxBackend" and type(on_torch.model).__name__ == "TorchBackend"
+    for path in (sample_video_path(), dfdc_videos[0]):
+        a, b = on_onnx.scan(path), on_torch.scan(path)
+        assert a.verdict == b.verdict and abs(a.probability - b.probability) < 0.02, (a.summary_line(), b.summary_line())

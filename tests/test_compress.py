@@ -264,3 +264,22 @@ def test_static_int8_falls_back_to_dynamic_and_says_so(default_onnx, tmp_path, m
     assert done["mode"] == "dynamic" and "calibration blew up" in done["fallback"]
     assert "falling back to dynamic" in capsys.readouterr().err
     assert load_backend(tmp_path / "q.onnx")[1].weights_dtype == "int8"
+
+
+def test_fp16_weights_halve_the_file_and_keep_the_checkpoints_scores(crop_manifest, tmp_path):
+    """Weights stored in half precision, run in float32: exported without batch-norm folding, a checkpoint
+    whose weights are already half precision (the bundled one) gives exactly its scores from half the file."""
+    from dfdetect.compress.export import agreement, export_onnx
+    from dfdetect.compress.quantize import quantize
+    from dfdetect.models import load_checkpoint
+    from dfdetect.models.predict import TorchBackend, load_backend
+
+    model, card = load_checkpoint("default")
+    unfolded = tmp_path / "unfolded.onnx"
+    exported = export_onnx(model, card, unfolded, fold=False)
+    stored, _ = quantize(unfolded, tmp_path / "half.onnx", exported, "fp16-weights")
+    assert stored.weights_dtype == "float16" and stored.exported_from_sha256 == card.weights_sha256
+    assert (tmp_path / "half.onnx").stat().st_size < unfolded.stat().st_size * 0.55
+    result = agreement(TorchBackend(model, "cpu"), load_backend(tmp_path / "half.onnx")[0], card,
+                       _crops(crop_manifest, "test", 16))
+    assert result["max_abs_prob_diff"] < 1e-5, result

@@ -70,8 +70,11 @@ def _fixed_same_padding(model: nn.Module, input_size: int) -> nn.Module:
     return model
 
 
-def export_onnx(model: nn.Module, card: ModelCard, path: Path, opset: int = MIN_OPSET) -> ModelCard:
-    """Write `path` (batch size free) and return the card it carries."""
+def export_onnx(model: nn.Module, card: ModelCard, path: Path, opset: int = MIN_OPSET,
+                fold: bool = True) -> ModelCard:
+    """Write `path` (batch size free) and return the card it carries. `fold` lets the exporter fold batch
+    norms into the convolutions; without it ONNX Runtime folds them when it loads the file, so weights stored
+    in half precision stay exactly the checkpoint's."""
     if opset < MIN_OPSET:
         raise ConfigError(f"export: opset must be {MIN_OPSET} or later, got {opset}")
     model = model.float().cpu().eval()
@@ -80,8 +83,9 @@ def export_onnx(model: nn.Module, card: ModelCard, path: Path, opset: int = MIN_
     torch.onnx.export(_FakeLogit(_fixed_same_padding(model, card.input_size)), (example,), str(path),
                       input_names=["image"],
                       output_names=["fake_logit"], dynamic_axes={"image": {0: "batch"}, "fake_logit": {0: "batch"}},
-                      opset_version=opset, dynamo=False)
+                      opset_version=opset, dynamo=False, do_constant_folding=fold)
     card = card.model_copy(update={"weights_sha256": "", "weights_dtype": "float32",
+                                   "exported_from_sha256": card.weights_sha256,
                                    "params": sum(p.numel() for p in model.parameters())})
     write_card(path, card)
     return card

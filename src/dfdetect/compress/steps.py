@@ -221,16 +221,17 @@ def _fine_tune(model, card, ctx: Context, stem: Path, tag: str, *, steps, teache
 
 @STEPS.register("export")
 def export_step(stage: Stage, ctx: Context, *, stem: Path, opset: int = 17, check: int = 64,
-                tolerance: float = 1e-3) -> Stage:
-    """PyTorch -> ONNX with the card inside; outputs must agree within `tolerance` (probability)."""
+                tolerance: float = 1e-3, fold: bool = True) -> Stage:
+    """PyTorch -> ONNX with the card inside; outputs must agree within `tolerance` (probability).
+    fold=false keeps batch norms apart (ONNX Runtime folds them at load): fp16-weights is then lossless."""
     from ..models.predict import TorchBackend, load_backend
-    from .export import agreement, export_onnx
+    from .export import export_onnx
 
     model = _need_model(stage, "export")
     path = stem.with_suffix(".onnx")
     sizes = _sizes(model, stage.card)  # kept in the card: ONNX Runtime does not count MACs
-    card = export_onnx(model, stage.card, path, opset)
-    record = {"opset": opset, "size_mb": round(path.stat().st_size / 1e6, 3), **sizes}
+    card = export_onnx(model, stage.card, path, opset, fold=fold)
+    record = {"opset": opset, "fold": fold, "size_mb": round(path.stat().st_size / 1e6, 3), **sizes}
     if check and ctx.manifest is not None:
         record.update(_check(TorchBackend(model.eval(), "cpu"), load_backend(path)[0], card, ctx, check))
         if record["max_abs_prob_diff"] > tolerance:
@@ -242,7 +243,8 @@ def export_step(stage: Stage, ctx: Context, *, stem: Path, opset: int = 17, chec
 @STEPS.register("quantize")
 def quantize_step(stage: Stage, ctx: Context, *, stem: Path, mode: str = "static", crops: int = 128,
                   method: str = "percentile", check: int = 256) -> Stage:
-    """int8 (static: calibrated on real crops; dynamic) or fp16 ONNX; agreement with the float model measured."""
+    """int8 (static: calibrated on real crops; dynamic), fp16 or fp16-weights (stored in half precision, run in
+    float32) ONNX; agreement with the float model measured."""
     from ..models.predict import load_backend
     from .data import crop_images
     from .quantize import quantize

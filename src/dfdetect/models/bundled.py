@@ -6,6 +6,12 @@
 The run's weights are stored in half precision (half the size; scores move by well under 0.01) and its card
 keeps the training record, the validation metrics, the temperature and threshold fitted on validation, and
 the test metrics when given. The held-out figures and the limits travel with the model.
+
+Its ONNX twin, which the CPU scan and the light install run (`models/predict.load_backend`), is made from the
+bundled checkpoint with the same weights, stored in half precision, and the same card:
+
+    dfdetect compress default export:fold=false quantize:mode=fp16-weights --manifest POOL --out DIR
+    cp DIR/02-quantize.onnx src/dfdetect/assets/models/default.onnx
 """
 
 from __future__ import annotations

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import datetime, timezone
 from pathlib import Path
@@ -61,6 +60,9 @@ class ModelCard(BaseModel):
     params: int = 0
     weights_sha256: str = ""
     weights_dtype: str = "float32"
+    # An exported .onnx file: the weights hash of the checkpoint it was exported from (an ONNX twin beside
+    # that checkpoint is used in its place only when this matches).
+    exported_from_sha256: str = ""
     training: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
     license: str = ""
@@ -193,8 +195,6 @@ def _check_card_facts(card: ModelCard, model, state: dict, weights_path: Path, c
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    from ..digest import file_sha256
+
+    return file_sha256(path)

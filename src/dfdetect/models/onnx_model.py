@@ -27,7 +27,27 @@ def load_onnx(path: str | Path, device: str = "cpu", threads: int | None = None)
     session = _session(path, device, threads)
     card = _card(session, path)
     _check_signature(session, card, path)
-    return OnnxBackend(session, device if _uses_cuda(session) else "cpu"), card
+    twin_of = path.with_suffix("") if path.with_suffix(".safetensors").is_file() else None
+    return OnnxBackend(session, device if _uses_cuda(session) else "cpu", checkpoint=twin_of), card
+
+
+def onnx_twin(model: str | Path, device: str = "cpu", threads: int | None = None):
+    """(OnnxBackend, card) of `<stem>.onnx` beside a checkpoint named by bundled name or stem, when that file
+    carries the same weights (its card records the checkpoint's weight hash); None otherwise."""
+    from .checkpoint import load_card, resolve
+
+    if str(model).lower().endswith(".safetensors"):
+        return None  # a weights file named outright asks for PyTorch
+    try:
+        weights, _ = resolve(model)
+        twin = weights.with_suffix(".onnx")
+        if not twin.is_file():
+            return None
+        recorded = load_card(model).weights_sha256
+        backend, card = load_onnx(twin, device, threads)
+    except CheckpointError:
+        return None
+    return (backend, card) if recorded and card.exported_from_sha256 == recorded else None
 
 
 def _session(path: Path, device: str, threads: int | None):

@@ -33,7 +33,7 @@ class Backend(ABC):
     device: str
 
     @abstractmethod
-    def fake_logits(self, batch: torch.Tensor) -> np.ndarray:
+    def fake_logits(self, batch: np.ndarray | torch.Tensor) -> np.ndarray:
         """(N, 3, H, W) float32 normalised images -> (N,) float32 log-odds of "fake"."""
 
 
@@ -50,11 +50,13 @@ class TorchBackend(Backend):
         self.channels_last = channels_last
         self.autocast_dtype = autocast_dtype
 
-    def fake_logits(self, batch: torch.Tensor) -> np.ndarray:
+    def fake_logits(self, batch: np.ndarray | torch.Tensor) -> np.ndarray:
         import torch
 
         from .classifier import fake_logit
 
+        if isinstance(batch, np.ndarray):
+            batch = torch.from_numpy(batch)
         x = batch.to(self.torch_device, non_blocking=True)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -68,10 +70,11 @@ class TorchBackend(Backend):
 class OnnxBackend(Backend):
     """An ONNX Runtime session of a model exported by `dfdetect compress ... export` (output: fake logits)."""
 
-    def __init__(self, session, device: str = "cpu"):
+    def __init__(self, session, device: str = "cpu", checkpoint: Path | None = None):
         self.session = session
         self.device = device
         self.input_name = session.get_inputs()[0].name
+        self.checkpoint = checkpoint  # the PyTorch checkpoint this file is the twin of (Grad-CAM needs it)
 
     def fake_logits(self, batch) -> np.ndarray:
         x = batch.numpy() if hasattr(batch, "numpy") else np.asarray(batch)
@@ -83,14 +86,34 @@ def is_onnx(model) -> bool:
     return str(model).lower().endswith(".onnx")
 
 
+def torch_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
+
+
 def load_backend(model: str | Path = "default", device: str = "cpu", *, channels_last: bool = False,
                  threads: int | None = None) -> tuple[Backend, "ModelCard"]:
-    """(backend, model card) for a checkpoint (name, stem or .safetensors: PyTorch) or an .onnx file
-    (ONNX Runtime). `threads` bounds ONNX Runtime's intra-op threads (None: its default)."""
-    if is_onnx(model):
-        from .onnx_model import load_onnx
+    """(backend, model card) for an .onnx file (ONNX Runtime) or a checkpoint (name, stem or .safetensors).
 
+    A checkpoint with an ONNX twin beside it (`<stem>.onnx` carrying the same card, as the bundled models
+    have) runs on ONNX Runtime on the CPU, where it is several times faster, and wherever PyTorch is not
+    installed; on a GPU it runs in PyTorch. Name the .safetensors file to insist on PyTorch.
+    `threads` bounds ONNX Runtime's intra-op threads (None: its default)."""
+    from .onnx_model import load_onnx, onnx_twin
+
+    if is_onnx(model):
         return load_onnx(model, device, threads=threads)
+    has_torch = torch_available()
+    if device == "cpu" or not has_torch:
+        twin = onnx_twin(model, "cpu", threads)
+        if twin is not None:
+            return twin
+    if not has_torch:
+        from ..errors import CheckpointError
+
+        raise CheckpointError(f"{model} is a PyTorch checkpoint and this install runs ONNX models only: "
+                              "pip install 'dfdetect[train]', or export it with `dfdetect compress MODEL export`")
     from .checkpoint import load_checkpoint
 
     net, card = load_checkpoint(model, device=device)
@@ -129,23 +152,21 @@ class Predictor:
         options.setdefault("temperature", card.temperature)
         return cls(backend, input_size=card.input_size, mean=card.mean, std=card.std, **options)
 
-    def batch_logits(self, batch: torch.Tensor) -> np.ndarray:
-        """Logits of one normalised batch; with flip TTA the mean of each image's and its mirror's."""
-        import torch
-
+    def batch_logits(self, batch: np.ndarray) -> np.ndarray:
+        """Logits of one normalised (N, 3, H, W) batch; with flip TTA the mean of each image's and its mirror's."""
         z = self.backend.fake_logits(batch)
         if self.flip:
-            z = (z + self.backend.fake_logits(torch.flip(batch, dims=[3]))) / 2
+            z = (z + self.backend.fake_logits(np.ascontiguousarray(batch[..., ::-1]))) / 2
         return z
 
     def logits(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """Raw fake logits (float32), batch by batch."""
-        from .preprocess import to_tensor
+        from .preprocess import normalise
 
         if len(crops) == 0:
             return np.zeros(0, dtype=np.float32)
         return np.concatenate([
-            self.batch_logits(to_tensor(crops[start:start + self.batch_size], self.mean, self.std))
+            self.batch_logits(normalise(crops[start:start + self.batch_size], self.mean, self.std))
             for start in range(0, len(crops), self.batch_size)
         ])
 
