@@ -285,11 +285,9 @@ def _sha256_of(path) -> str:
 
     if isinstance(path, _InMemoryImage):
         return hashlib.sha256(path.image.tobytes()).hexdigest()
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    from .digest import file_sha256
+
+    return file_sha256(path)
 
 
 @dataclass

@@ -8,7 +8,6 @@ content already has a result under the same weights and settings.
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
 import os
 import sys
@@ -68,8 +67,9 @@ def _weights_path(model: str) -> Path:
 
 
 def _file_sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+    from ..digest import file_sha256
+
+    return file_sha256(path)
 
 
 def run_worker(job: BatchJob, items: Sequence[Item], detector=None, start_at: int = 0,

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from ..digest import file_sha256
 from ..errors import DfdetectError
 from ..results import ScanResult
 
@@ -107,9 +108,7 @@ def content_key(path: Path) -> tuple[int, int, str]:
     """(size, mtime_ns, key) of a file; a file that cannot be read is keyed by its path, to get its error once."""
     try:
         stat = path.stat()
-        with open(path, "rb") as f:
-            digest = hashlib.file_digest(f, "sha256").hexdigest()
-        return stat.st_size, stat.st_mtime_ns, digest
+        return stat.st_size, stat.st_mtime_ns, file_sha256(path)
     except OSError:
         return -1, -1, "unreadable:" + hashlib.sha256(str(path).encode()).hexdigest()
 
