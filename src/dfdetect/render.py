@@ -24,14 +24,16 @@ def render_result(result, out_path: str | Path, on_progress=None) -> Path:
 
 
 def _render_image(result, out_path: Path) -> Path:
-    import cv2
+    from PIL import Image
 
     from .media import read_image
 
     image = np.array(read_image(result.path))  # a writable copy to draw on
     _draw_frame(image, [(t, f.box.to_list(), f.probability) for t in result.tracks for f in t.faces])
-    if not cv2.imwrite(str(out_path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
-        raise DfdetectError(f"cannot write {out_path} (use a .png or .jpg name)")
+    try:
+        Image.fromarray(image).save(out_path)
+    except (ValueError, OSError) as exc:  # Pillow: unknown extension (ValueError) or unwritable (OSError)
+        raise DfdetectError(f"cannot write {out_path} ({exc}; use a .png or .jpg name)") from None
     return out_path
 
 
@@ -76,18 +78,35 @@ def _as_track(result_track):
 
 
 def _draw_frame(image: np.ndarray, boxes) -> None:
-    import cv2
+    """Draws on `image` (RGB uint8, in place)."""
+    from PIL import Image, ImageDraw
 
+    if not boxes:
+        return
+    canvas = Image.fromarray(image)
+    draw = ImageDraw.Draw(canvas)
     thickness = max(2, round(max(image.shape[:2]) / 400))
-    scale = max(0.5, max(image.shape[:2]) / 1400)
+    font = _font(max(12, round(max(image.shape[:2]) / 60)))
     for track, (x1, y1, x2, y2), face_probability in boxes:
         colour = FAKE_COLOUR if track.verdict == "fake" else REAL_COLOUR
-        p1, p2 = (int(x1), int(y1)), (int(x2), int(y2))
-        cv2.rectangle(image, p1, p2, colour, thickness)
+        x1, y1, x2, y2 = int(x1), int(y1), max(int(x2), int(x1)), max(int(y2), int(y1))
+        half = thickness // 2  # the line straddles the box's edge, as the face stays visible inside
+        draw.rectangle((x1 - half, y1 - half, x2 + half, y2 + half), outline=colour, width=thickness)
         # The person's verdict and score, then this face's own score: the box colour follows the person.
         label = f"{track.verdict.upper()} {track.probability:.2f} | face {face_probability:.2f}"
-        (w, h), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-        top = max(0, p1[1] - h - base - 4)
-        cv2.rectangle(image, (p1[0], top), (p1[0] + w + 6, top + h + base + 4), colour, -1)
-        cv2.putText(image, label, (p1[0] + 3, top + h + 2), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                    (255, 255, 255), thickness, cv2.LINE_AA)
+        left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
+        height = bottom - top + 6
+        y = max(0, y1 - height)
+        draw.rectangle((x1, y, x1 + right - left + 6, y + height), fill=colour)
+        draw.text((x1 + 3 - left, y + 3 - top), label, fill=(255, 255, 255), font=font)
+    image[...] = np.asarray(canvas)
+
+
+def _font(size: int):
+    """Pillow's built-in scalable font (no font files needed); its bitmap font where FreeType is missing."""
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError, ImportError):
+        return ImageFont.load_default()
