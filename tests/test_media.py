@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from dfdetect import media, samples
-from dfdetect.errors import ConfigError, MediaError
+from dfdetect.errors import ConfigError, DfdetectError, MediaError
 from dfdetect.media import FrameSampling, collect_inputs, iter_frames, probe, read_image, sample_indices, sniff_kind
 
 
@@ -582,12 +582,22 @@ def test_sample_video(tmp_path, monkeypatch):
     first, last = (f.image for f in iter_frames(path, "2"))
     assert _mean_diff(first, last) > 10  # the camera moves
 
+    # The package ships the clip it makes; a copy of the package without it makes one in the cache.
+    assert samples.sample_video_path() == samples.SHIPPED_CLIP
+    shipped = [f.image for f in iter_frames(samples.SHIPPED_CLIP, "3")]
+    assert all(_mean_diff(a, b) < 1.0 for a, b in zip(shipped, (f.image for f in iter_frames(path, "3"))))
+    monkeypatch.setattr(samples, "SHIPPED_CLIP", tmp_path / "missing.mp4")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     cached = samples.sample_video_path()
     assert cached == tmp_path / "cache" / "dfdetect" / "samples" / "astronaut.mp4"
     made_at = cached.stat().st_mtime_ns
     assert samples.sample_video_path() == cached and cached.stat().st_mtime_ns == made_at
     assert list(cached.parent.iterdir()) == [cached]  # no temporary file left behind
+
+    copied = samples.copy_sample_video(tmp_path / "copy" / "clip.mp4")
+    assert copied.read_bytes() == cached.read_bytes()
+    with pytest.raises(DfdetectError, match="exists"):
+        samples.copy_sample_video(copied)
 
 
 def test_explicit_frame_indices(dfdc_videos):

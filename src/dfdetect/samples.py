@@ -1,5 +1,9 @@
-"""A small sample video made on the spot from scikit-image's astronaut photo (public domain: NASA), so that
-demos, documentation and tests have a real face that moves without shipping or downloading any media."""
+"""A small sample video of scikit-image's astronaut photo (public domain: NASA): a real face that moves, for
+demos, documentation and tests. The package ships the clip (80 KB) so that the light install, which has
+neither scikit-image nor OpenCV, can scan it; `make_sample_video` is how it was made (it needs both):
+
+    python -c "from dfdetect.samples import make_sample_video; make_sample_video('src/dfdetect/assets/samples/astronaut.mp4')"
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+SHIPPED_CLIP = Path(__file__).parent / "assets" / "samples" / "astronaut.mp4"
 SAMPLE_SIZE = (480, 360)                 # width, height of the clip
 # Camera path over the 512x512 photo: (centre x, centre y, window width) at the start and at the end.
 # The window narrows and drifts towards the face (near x=225, y=110), so the face grows and moves.
@@ -36,7 +41,9 @@ def make_sample_video(path: str | Path, seconds: float = 3.0, fps: float = 15) -
 
 
 def sample_video_path() -> Path:
-    """The sample clip in the user's cache folder (made on first use)."""
+    """The shipped sample clip; without it (a trimmed copy of the package), one made in the user's cache folder."""
+    if SHIPPED_CLIP.is_file():
+        return SHIPPED_CLIP
     path = _cache_dir() / "samples" / "astronaut.mp4"
     if not path.is_file() or path.stat().st_size == 0:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -49,6 +56,20 @@ def sample_video_path() -> Path:
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
+    return path
+
+
+def copy_sample_video(path: str | Path) -> Path:
+    """The sample clip copied to `path` (which must not exist yet)."""
+    import shutil
+
+    path = Path(path)
+    if path.exists():
+        from .errors import DfdetectError
+
+        raise DfdetectError(f"{path} exists; give a new file name")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(sample_video_path(), path)
     return path
 
 

@@ -1,15 +1,15 @@
-"""dfdetect sample: write the sample clip (made from skimage's public-domain astronaut photo) and print its path."""
+"""dfdetect sample: print the path of the sample clip (a pan over a public-domain astronaut photo), or copy it."""
 
 from __future__ import annotations
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--out", default=None, help="where to write the clip (default: the user cache)")
+    p.add_argument("--out", default=None, help="copy the clip to this new file (default: print where the package keeps it)")
 
 
 def run(args) -> int:
-    from ..samples import make_sample_video, sample_video_path
+    from ..samples import copy_sample_video, sample_video_path
 
-    path = make_sample_video(args.out) if args.out else sample_video_path()
+    path = copy_sample_video(args.out) if args.out else sample_video_path()
     print(path)
     return 0
