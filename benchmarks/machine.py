@@ -8,8 +8,10 @@ from pathlib import Path
 
 
 def describe_machine() -> str:
-    import torch
-
+    try:
+        import torch
+    except ImportError:  # the light install
+        torch = None
     cpu = platform.processor() or "unknown CPU"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -18,8 +20,10 @@ def describe_machine() -> str:
                 break
     except OSError:
         pass
-    text = f"{os.cpu_count()} CPU cores ({cpu}), Python {platform.python_version()}, torch {torch.__version__}"
-    text += f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
+    text = f"{os.cpu_count()} CPU cores ({cpu}), Python {platform.python_version()}"
+    if torch is not None:
+        text += f", torch {torch.__version__}"
+        text += f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
     try:
         text += f", load average {os.getloadavg()[0]:.1f} at start"
     except OSError:

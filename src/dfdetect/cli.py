@@ -47,7 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     selected = next((a for a in argv if not a.startswith("-")), None)
     if selected is not None and selected not in COMMANDS:
         return _unknown_command(selected)
-    args = build_parser(selected if selected in COMMANDS else None).parse_args(argv)
+    try:
+        args = build_parser(selected if selected in COMMANDS else None).parse_args(argv)
+    except ModuleNotFoundError as exc:
+        return _missing(exc, selected)
     from .errors import DfdetectError
 
     previous = _stop_on_sigterm()
@@ -56,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     except DfdetectError as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:
+        return _missing(exc, selected)
     except Terminated:
         print("terminated", file=sys.stderr)
         return 128 + signal.SIGTERM
@@ -65,6 +70,17 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _missing(exc: ModuleNotFoundError, command: str | None) -> int:
+    """A package the install left out: one line naming the extra that brings it (a real bug re-raises)."""
+    from .extras import missing_message
+
+    message = missing_message(exc.name or "", f"`dfdetect {command}`" if command else None)
+    if message is None:
+        raise exc
+    print(f"error: {message}", file=sys.stderr)
+    return 2
 
 
 class Terminated(KeyboardInterrupt):

@@ -20,10 +20,16 @@ def check_device_name(device: str | None) -> str:
 
 
 def resolve_device(device: str | None) -> str:
-    """"auto" (or nothing) -> "cuda" when a GPU is usable, else "cpu"; an explicit CUDA device must exist."""
-    import torch
-
+    """"auto" (or nothing) -> "cuda" when a GPU is usable, else "cpu"; an explicit CUDA device must exist.
+    Without PyTorch (the light install runs on ONNX Runtime's CPU backend) "auto" is the CPU."""
     device = check_device_name(device)
+    try:
+        import torch
+    except ImportError:
+        if device in ("auto", "cpu"):
+            return "cpu"
+        raise ConfigError(f"device {device!r} needs PyTorch, which this install leaves out: "
+                          "pip install 'dfdetect[train]' (or use --device cpu)") from None
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():

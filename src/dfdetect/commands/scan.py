@@ -76,8 +76,11 @@ def run(args) -> int:
     # Every output is checked (and held) before the model loads: a wrong path costs a second, not a scan.
     _check_annotate_target(args.annotate, paths)
     if args.explain:
+        from ..extras import require
         from ..outputs import check_writable_folder
 
+        require("torch", "--explain (Grad-CAM heat maps)")
+        require("matplotlib", "--explain (score timelines)")
         check_writable_folder(Path(args.explain), "--explain")
     if args.db:
         return _scan_into_db(args, paths)
