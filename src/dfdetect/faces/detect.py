@@ -210,8 +210,7 @@ class MtcnnDetector(FaceDetector):
     ):
         if max_side is not None and max_side < 64:
             raise ConfigError(f"max_side={max_side} is too small to find faces; use 64 or more (or None)")
-        if engine not in MTCNN_ENGINES:
-            raise ConfigError(f"unknown MTCNN engine {engine!r}; choose one of: {', '.join(MTCNN_ENGINES)}")
+        _check_engine(engine)  # before the device, which may need torch to be resolved
         if threads is not None and threads < 1:
             raise ConfigError(f"threads must be at least 1, got {threads}")
         self.device = resolve_device(device)
@@ -222,11 +221,9 @@ class MtcnnDetector(FaceDetector):
             batch_size = CUDA_BATCH_SIZE if self.device.startswith("cuda") else CPU_BATCH_SIZE
         self.batch_size = max(1, int(batch_size))
         self._thresholds, self._factor = list(thresholds), float(factor)
-        if engine == "auto":
-            engine = "torch" if self.device.startswith("cuda") and _facenet_importable() else "onnx"
-        self.engine = engine
-        self.uses_torch = engine == "torch"
-        self._mtcnn = self._torch_mtcnn() if engine == "torch" else self._onnx_mtcnn(threads)
+        self.engine = mtcnn_engine(engine, self.device)
+        self.uses_torch = self.engine == "torch"
+        self._mtcnn = self._torch_mtcnn() if self.uses_torch else self._onnx_mtcnn(threads)
 
     def _torch_mtcnn(self):
         try:
@@ -296,6 +293,20 @@ class MtcnnDetector(FaceDetector):
                 faces.append(face)
         faces.sort(key=lambda f: f.score, reverse=True)
         return faces
+
+
+def mtcnn_engine(engine: str, device: str) -> str:
+    """The engine an MTCNN request runs on: "auto" is torch on a CUDA device where facenet-pytorch imports
+    (its GPU batches), else onnx (no torch needed, and faster on CPUs)."""
+    _check_engine(engine)
+    if engine == "auto":
+        return "torch" if device.startswith("cuda") and _facenet_importable() else "onnx"
+    return engine
+
+
+def _check_engine(engine: str) -> None:
+    if engine not in MTCNN_ENGINES:
+        raise ConfigError(f"unknown MTCNN engine {engine!r}; choose one of: {', '.join(MTCNN_ENGINES)}")
 
 
 def _facenet_importable() -> bool:
