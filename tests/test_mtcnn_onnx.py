@@ -30,9 +30,10 @@ def crop_paths(shared_data: Path, per_folder: int) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def engines():
+    """Both engines with the same settings (the onnx engine's own default looks for fewer small faces)."""
     pytest.importorskip("facenet_pytorch")
-    return (create_detector("mtcnn", device="cpu", engine="onnx"),
-            create_detector("mtcnn", device="cpu", engine="torch"))
+    return (create_detector("mtcnn", device="cpu", engine="onnx", smallest_face=None),
+            create_detector("mtcnn", device="cpu", engine="torch", smallest_face=None))
 
 
 @pytest.fixture(scope="module")
@@ -81,13 +82,13 @@ def test_onnx_engine_finds_the_torch_engines_faces_in_face_crops(engines, shared
     assert faces >= 0.9 * len(crops)
 
 
-def test_onnx_and_torch_engines_agree_with_a_smallest_face_and_another_factor(clip_frames):
+@pytest.mark.parametrize("options", [dict(max_side=640, min_face=60, factor=0.6), dict(smallest_face=60)])
+def test_onnx_and_torch_engines_agree_with_other_settings(clip_frames, options):
     pytest.importorskip("facenet_pytorch")
-    options = dict(device="cpu", max_side=640, min_face=60, factor=0.6)
     frames = clip_frames[::3]
 
-    expected = create_detector("mtcnn", engine="torch", **options).detect(frames)
-    found = create_detector("mtcnn", engine="onnx", **options).detect(frames)
+    expected = create_detector("mtcnn", device="cpu", engine="torch", **options).detect(frames)
+    found = create_detector("mtcnn", device="cpu", engine="onnx", **options).detect(frames)
 
     assert assert_same_faces(expected, found) >= len(frames)
 
@@ -225,6 +226,7 @@ def test_torch_engine_reports_uses_torch():
     detector = create_detector("mtcnn", device="cpu", engine="torch")
 
     assert (detector.engine, detector.uses_torch) == ("torch", True)
+    assert detector.smallest_face is None  # the torch engine searches as it always did
 
 
 def test_auto_engine_takes_torch_only_on_cuda_with_facenet_pytorch(monkeypatch):
@@ -256,6 +258,37 @@ def test_limit_threads_keeps_the_onnx_engine_working(astronaut):
 
     after = detector.detect_one(astronaut)
     assert len(after) == len(before) == 1 and after[0].iou(before[0]) > 0.999
+
+
+# -- smallest_face ---------------------------------------------------------------------------------------------
+def test_smallest_face_keeps_mtcnns_own_pyramid_levels():
+    from dfdetect.faces.detect import _first_level
+
+    assert _first_level(10, 0.709) == _first_level(20, 0.709) == 20  # MTCNN's own start
+    assert _first_level(60, 0.709) == pytest.approx(20 / 0.709**3)  # levels for 20, 28, 40, 56, 79 px faces
+    assert _first_level(79, 0.709) == pytest.approx(20 / 0.709**3)
+    assert _first_level(80, 0.709) == pytest.approx(20 / 0.709**4)
+
+
+def test_smallest_face_finds_the_same_larger_faces_and_searches_small_images_whole(shared_data):
+    import cv2
+
+    from dfdetect.media import read_image
+
+    crops = [read_image(p) for p in crop_paths(shared_data, 10)]
+    everything = create_detector("mtcnn", device="cpu", engine="onnx", smallest_face=None)
+    limited = create_detector("mtcnn", device="cpu", engine="onnx", smallest_face=80)
+
+    assert assert_same_faces(everything.detect(crops), limited.detect(crops)) >= 18
+    tiny = [cv2.resize(crop, (56, 56), interpolation=cv2.INTER_AREA) for crop in crops[:4]]
+    assert sum(len(faces) for faces in limited.detect(tiny)) >= 3  # faces of ~56 px, below smallest_face
+
+
+def test_engine_defaults_for_smallest_face():
+    from dfdetect.faces.detect import ONNX_SMALLEST_FACE
+
+    assert create_detector("mtcnn", device="cpu", engine="onnx").smallest_face == ONNX_SMALLEST_FACE
+    assert create_detector("mtcnn", device="cpu", engine="onnx", smallest_face=None).smallest_face is None
 
 
 # -- iou_matrix -----------------------------------------------------------------------------------------------

@@ -21,6 +21,16 @@ DETECTORS: Registry = Registry("face detector")
 # MTCNN's own jitter (IoU 0.91 to full resolution; 1280 gave 0.92). MTCNN's smallest face (20 px) then means
 # 40 px in a 1080p frame, well below the 70 px faces worth classifying; 640 would put that limit at 60 px.
 MTCNN_MAX_SIDE = 960
+# The onnx engine's default smallest_face (the smallest face looked for, in pixels of the original frame; None:
+# down to MTCNN's 20 px at max_side, as the torch engine). With one, P-Net's pyramid, most of MTCNN's time, skips
+# the levels for smaller faces and keeps MTCNN's own levels above, so larger faces come out exactly as without.
+# On the six DFDC clips (benchmarks/results/face_detection_cpu.md, one core) 80 found the same boxes as None
+# (99.1% of full resolution's faces >= 60 px, as the torch default did) at 29 ms a frame against 76 ms (torch:
+# 124 ms); on the clips' frames shrunk to a third or a quarter, every face >= 60 px that None found; the bundled
+# model's probabilities moved by 0.002 at most. It stays None because faces under ~50 px then go unseen, and the
+# scan names such faces "small" (quality.py, tests/test_quality.py) rather than skipping them: with 80 a video of
+# only tiny faces would say no_face. Ask for smallest_face=80 where that is wanted.
+ONNX_SMALLEST_FACE: int | None = None
 # The cascade's 24 px window at half of 1080p finds faces from ~48 px; full resolution only added false positives.
 HAAR_MAX_SIDE = 960
 # On a CPU batching barely changes speed (and big batches of large frames cost memory); on a GPU it is the gain.
@@ -171,6 +181,16 @@ def _chunks(items: list, size: int):
 
 
 MTCNN_ENGINES = ("auto", "onnx", "torch")
+
+
+class _EngineDefault:
+    """A default that depends on the engine (see MtcnnDetector)."""
+
+    def __repr__(self) -> str:
+        return "the engine's default"
+
+
+ENGINE_DEFAULT = _EngineDefault()
 FACENET_INSTALL = "pip install --no-deps facenet-pytorch==2.6.0"
 
 
@@ -185,6 +205,10 @@ class MtcnnDetector(FaceDetector):
     min_confidence: faces scored below are dropped (MTCNN's final-stage probability).
     min_face: faces whose shorter box side is below this many pixels *of the original frame* are dropped; it
         also lets MTCNN skip the pyramid levels for smaller faces, which makes it faster.
+    smallest_face: the smallest face looked for, in pixels of the original frame: pyramid levels for smaller
+        faces are skipped (faster), but unlike min_face nothing found is dropped. None: down to MTCNN's 20 px at
+        max_side. Default: ONNX_SMALLEST_FACE for the onnx engine, None for torch. 80 makes the onnx engine
+        about 2.6x faster on 1080p frames and finds the same faces of 60 px and more (see ONNX_SMALLEST_FACE).
     batch_size: frames passed to MTCNN at once (frames of one size are stacked into one batch); None picks
         CPU_BATCH_SIZE or CUDA_BATCH_SIZE by device.
     threads: ONNX Runtime's threads for the onnx engine (None: one per core); torch's are set per process.
@@ -207,6 +231,7 @@ class MtcnnDetector(FaceDetector):
         factor: float = 0.709,
         engine: str = "auto",
         threads: int | None = None,
+        smallest_face: int | None | _EngineDefault = ENGINE_DEFAULT,
     ):
         if max_side is not None and max_side < 64:
             raise ConfigError(f"max_side={max_side} is too small to find faces; use 64 or more (or None)")
@@ -223,6 +248,9 @@ class MtcnnDetector(FaceDetector):
         self._thresholds, self._factor = list(thresholds), float(factor)
         self.engine = mtcnn_engine(engine, self.device)
         self.uses_torch = self.engine == "torch"
+        if isinstance(smallest_face, _EngineDefault):
+            smallest_face = None if self.uses_torch else ONNX_SMALLEST_FACE
+        self.smallest_face = None if smallest_face is None else int(smallest_face)
         self._mtcnn = self._torch_mtcnn() if self.uses_torch else self._onnx_mtcnn(threads)
 
     def _torch_mtcnn(self):
@@ -258,8 +286,11 @@ class MtcnnDetector(FaceDetector):
             by_shape[image.shape].append(i)
         for shape, indices in by_shape.items():
             scale = _shrink_factor(shape, self.max_side)
-            # Faces smaller than min_face (original pixels) need no pyramid levels of their own.
+            # Faces smaller than min_face or smallest_face (original pixels) need no pyramid levels of their own.
             pyramid_min_face = max(self._PYRAMID_MIN_FACE, int(self.min_face * scale))
+            if self.smallest_face:  # at most the short side: a small image is still searched as a whole
+                smallest = min(self.smallest_face, min(shape[:2])) * scale
+                pyramid_min_face = max(pyramid_min_face, _first_level(smallest, self._factor))
             if min(shape[:2]) * scale < pyramid_min_face:
                 continue  # no face that MTCNN looks for fits (and its pyramid would be empty)
             for chunk in _chunks(indices, self.batch_size):
@@ -268,7 +299,7 @@ class MtcnnDetector(FaceDetector):
                     results[i] = [b.clipped(shape[1], shape[0]) for b in boxes]
         return results
 
-    def _detect_batch(self, batch: np.ndarray, scale: float, pyramid_min_face: int) -> list[list[FaceBox]]:
+    def _detect_batch(self, batch: np.ndarray, scale: float, pyramid_min_face: float) -> list[list[FaceBox]]:
         if self.engine == "onnx":
             found = self._mtcnn.detect(batch, min_face=pyramid_min_face)
             return [self._to_faceboxes(boxes[:, :4], boxes[:, 4], points, 1.0 / scale) for boxes, points in found]
@@ -293,6 +324,17 @@ class MtcnnDetector(FaceDetector):
                 faces.append(face)
         faces.sort(key=lambda f: f.score, reverse=True)
         return faces
+
+
+def _first_level(smallest: float, factor: float, start: float = MtcnnDetector._PYRAMID_MIN_FACE) -> float:
+    """The pyramid's smallest face for `smallest` px: that of the last of MTCNN's own levels (from 20 px, each
+    level `factor` times the last) that still finds faces of `smallest` px. The levels left are those MTCNN
+    uses anyway, so larger faces are found as without the limit (starting elsewhere, the last levels would move,
+    and faces that fill an image were missed: 7 of 300 face crops at 80 px)."""
+    scale = 12.0 / start
+    while 12.0 / (scale * factor) <= smallest:
+        scale *= factor
+    return 12.0 / scale
 
 
 def mtcnn_engine(engine: str, device: str) -> str:
