@@ -187,7 +187,7 @@ def without_torch(shared_data):
     crop = crop_paths(shared_data, 1)[0]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, "-c", DETECT_WITHOUT_TORCH, str(crop)], capture_output=True, text=True,
-                          env=env, timeout=300)
+                          env=env, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -230,7 +230,7 @@ def test_torch_engine_reports_uses_torch():
 
 
 def test_auto_engine_takes_torch_only_on_cuda_with_facenet_pytorch(monkeypatch):
-    import dfdetect.faces.detect as detect
+    from dfdetect.faces import detect
 
     monkeypatch.setattr(detect, "_facenet_importable", lambda: True)
     assert [mtcnn_engine("auto", d) for d in ("cpu", "cuda", "cuda:1")] == ["onnx", "torch", "torch"]
@@ -289,6 +289,8 @@ def test_engine_defaults_for_smallest_face():
 
     assert create_detector("mtcnn", device="cpu", engine="onnx").smallest_face == ONNX_SMALLEST_FACE
     assert create_detector("mtcnn", device="cpu", engine="onnx", smallest_face=None).smallest_face is None
+    with pytest.raises(ConfigError, match="smallest_face"):
+        create_detector("mtcnn", device="cpu", smallest_face=0)
 
 
 # -- iou_matrix -----------------------------------------------------------------------------------------------

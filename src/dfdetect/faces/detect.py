@@ -250,6 +250,8 @@ class MtcnnDetector(FaceDetector):
         self.uses_torch = self.engine == "torch"
         if isinstance(smallest_face, _EngineDefault):
             smallest_face = None if self.uses_torch else ONNX_SMALLEST_FACE
+        if smallest_face is not None and smallest_face < 1:
+            raise ConfigError(f"smallest_face must be at least 1 px (or None), got {smallest_face}")
         self.smallest_face = None if smallest_face is None else int(smallest_face)
         self._mtcnn = self._torch_mtcnn() if self.uses_torch else self._onnx_mtcnn(threads)
 
@@ -330,7 +332,7 @@ def _first_level(smallest: float, factor: float, start: float = MtcnnDetector._P
     """The pyramid's smallest face for `smallest` px: that of the last of MTCNN's own levels (from 20 px, each
     level `factor` times the last) that still finds faces of `smallest` px. The levels left are those MTCNN
     uses anyway, so larger faces are found as without the limit (starting elsewhere, the last levels would move,
-    and faces that fill an image were missed: 7 of 300 face crops at 80 px)."""
+    and faces that fill an image were missed: 7 of the 298 faces in 300 face crops at 80 px)."""
     scale = 12.0 / start
     while 12.0 / (scale * factor) <= smallest:
         scale *= factor

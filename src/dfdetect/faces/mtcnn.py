@@ -200,7 +200,7 @@ def _crops(tables: np.ndarray, boxes: np.ndarray, image_inds: np.ndarray, size: 
     """Network input (K, 3, size, size): each box's pixels area-resampled, normalised. As facenet-pytorch's
     pad(), a box is truncated to integers and limited to its image; a box wholly outside gives no crop and is
     dropped. Returns the crops with the boxes and owners kept."""
-    n, _, table_h, table_w = tables.shape
+    table_h, table_w = tables.shape[2:]
     corners = np.trunc(boxes[:, :4]).astype(np.int64)
     left, top = np.maximum(corners[:, 0], 1) - 1, np.maximum(corners[:, 1], 1) - 1
     right, bottom = np.minimum(corners[:, 2], table_w - 1), np.minimum(corners[:, 3], table_h - 1)
