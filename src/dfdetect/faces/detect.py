@@ -21,6 +21,16 @@ DETECTORS: Registry = Registry("face detector")
 # MTCNN's own jitter (IoU 0.91 to full resolution; 1280 gave 0.92). MTCNN's smallest face (20 px) then means
 # 40 px in a 1080p frame, well below the 70 px faces worth classifying; 640 would put that limit at 60 px.
 MTCNN_MAX_SIDE = 960
+# The onnx engine's default smallest_face (the smallest face looked for, in pixels of the original frame; None:
+# down to MTCNN's 20 px at max_side, as the torch engine). With one, P-Net's pyramid, most of MTCNN's time, skips
+# the levels for smaller faces and keeps MTCNN's own levels above, so larger faces come out exactly as without.
+# On the six DFDC clips (benchmarks/results/face_detection_cpu.md, one core) 80 found the same boxes as None
+# (99.1% of full resolution's faces >= 60 px, as the torch default did) at 29 ms a frame against 76 ms (torch:
+# 124 ms); on the clips' frames shrunk to a third or a quarter, every face >= 60 px that None found; the bundled
+# model's probabilities moved by 0.002 at most. It stays None because faces under ~50 px then go unseen, and the
+# scan names such faces "small" (quality.py, tests/test_quality.py) rather than skipping them: with 80 a video of
+# only tiny faces would say no_face. Ask for smallest_face=80 where that is wanted.
+ONNX_SMALLEST_FACE: int | None = None
 # The cascade's 24 px window at half of 1080p finds faces from ~48 px; full resolution only added false positives.
 HAAR_MAX_SIDE = 960
 # On a CPU batching barely changes speed (and big batches of large frames cost memory); on a GPU it is the gain.
@@ -84,26 +94,39 @@ class FaceBox:
 
 
 def iou_matrix(boxes_a: Sequence[FaceBox], boxes_b: Sequence[FaceBox]) -> np.ndarray:
-    """IoU of every box of `boxes_a` with every box of `boxes_b` (torchvision's box_iou); 0 for empty boxes."""
-    import torch
-    from torchvision.ops import box_iou
-
+    """IoU of every box of `boxes_a` with every box of `boxes_b` (as torchvision's box_iou: areas from the
+    corners as given, no + 1), in float64; 0 where the union is empty (two empty boxes)."""
     if not boxes_a or not boxes_b:
         return np.zeros((len(boxes_a), len(boxes_b)))
-    a = torch.tensor([b.to_list() for b in boxes_a], dtype=torch.float64)
-    b = torch.tensor([b.to_list() for b in boxes_b], dtype=torch.float64)
-    return np.nan_to_num(box_iou(a, b).numpy(), nan=0.0)  # 0/0 for two empty boxes
+    a = np.array([b.to_list() for b in boxes_a], dtype=np.float64)
+    b = np.array([b.to_list() for b in boxes_b], dtype=np.float64)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    width = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    height = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    inter = width * height
+    union = area_a[:, None] + area_b[None, :] - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.nan_to_num(inter / union, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 class FaceDetector(ABC):
     """Finds faces in a batch of RGB uint8 frames (H x W x 3); frames may differ in size.
 
     A detector declares what it supports: the device types it runs on, and whether it runs in torch (worker
-    processes then limit torch's threads). Every detector takes `max_side` (frames are shrunk to it first)."""
+    processes then limit torch's threads; an instance may set it, as MTCNN does by engine). Every detector
+    takes `max_side` (frames are shrunk to it first)."""
 
     name: str = ""
     device_types: tuple[str, ...] = ("cpu",)
     uses_torch: bool = False
+
+    def limit_threads(self, threads: int) -> None:
+        """Run in at most `threads` threads (a worker process among several); torch's are per process."""
+        if self.uses_torch:
+            import torch
+
+            torch.set_num_threads(threads)
 
     @abstractmethod
     def detect(self, images: Sequence[np.ndarray]) -> list[list[FaceBox]]:
@@ -157,21 +180,43 @@ def _chunks(items: list, size: int):
         yield items[start : start + size]
 
 
+MTCNN_ENGINES = ("auto", "onnx", "torch")
+
+
+class _EngineDefault:
+    """A default that depends on the engine (see MtcnnDetector)."""
+
+    def __repr__(self) -> str:
+        return "the engine's default"
+
+
+ENGINE_DEFAULT = _EngineDefault()
+FACENET_INSTALL = "pip install --no-deps facenet-pytorch==2.6.0"
+
+
 @DETECTORS.register("mtcnn")
 class MtcnnDetector(FaceDetector):
-    """facenet-pytorch MTCNN (weights ship in its wheel, so it runs offline) with batched detection.
+    """MTCNN (the original networks, as facenet-pytorch ships them, so it runs offline) with batched detection.
 
+    engine: "onnx" runs faces/mtcnn.py (NumPy, OpenCV and ONNX Runtime, no torch), "torch" facenet-pytorch;
+        "auto" takes torch on a CUDA device when facenet-pytorch is installed, else onnx. Both find the same
+        faces (the onnx cascade follows facenet-pytorch's step by step).
     max_side: frames with a longer side are shrunk before detection (boxes are mapped back); None keeps them.
     min_confidence: faces scored below are dropped (MTCNN's final-stage probability).
     min_face: faces whose shorter box side is below this many pixels *of the original frame* are dropped; it
         also lets MTCNN skip the pyramid levels for smaller faces, which makes it faster.
-    batch_size: frames passed to MTCNN at once (frames of one size are stacked into one tensor); None picks
+    smallest_face: the smallest face looked for, in pixels of the original frame: pyramid levels for smaller
+        faces are skipped (faster), but unlike min_face nothing found is dropped. None: down to MTCNN's 20 px at
+        max_side. Default: ONNX_SMALLEST_FACE for the onnx engine, None for torch. 80 makes the onnx engine
+        about 2.6x faster on 1080p frames and finds the same faces of 60 px and more (see ONNX_SMALLEST_FACE).
+    batch_size: frames passed to MTCNN at once (frames of one size are stacked into one batch); None picks
         CPU_BATCH_SIZE or CUDA_BATCH_SIZE by device.
+    threads: ONNX Runtime's threads for the onnx engine (None: one per core); torch's are set per process.
     """
 
     name = "mtcnn"
     device_types = ("cpu", "cuda")
-    uses_torch = True
+    uses_torch = False  # per instance: True for the torch engine
     # MTCNN's P-Net sees 12 px windows; a smallest face of 20 px is the library's default pyramid start.
     _PYRAMID_MIN_FACE = 20
 
@@ -184,11 +229,15 @@ class MtcnnDetector(FaceDetector):
         batch_size: int | None = None,
         thresholds: Sequence[float] = (0.6, 0.7, 0.7),
         factor: float = 0.709,
+        engine: str = "auto",
+        threads: int | None = None,
+        smallest_face: int | None | _EngineDefault = ENGINE_DEFAULT,
     ):
-        from facenet_pytorch import MTCNN
-
         if max_side is not None and max_side < 64:
             raise ConfigError(f"max_side={max_side} is too small to find faces; use 64 or more (or None)")
+        _check_engine(engine)  # before the device, which may need torch to be resolved
+        if threads is not None and threads < 1:
+            raise ConfigError(f"threads must be at least 1, got {threads}")
         self.device = resolve_device(device)
         self.max_side = max_side
         self.min_confidence = float(min_confidence)
@@ -196,27 +245,54 @@ class MtcnnDetector(FaceDetector):
         if batch_size is None:
             batch_size = CUDA_BATCH_SIZE if self.device.startswith("cuda") else CPU_BATCH_SIZE
         self.batch_size = max(1, int(batch_size))
-        self._mtcnn = MTCNN(
-            keep_all=True,
-            device=self.device,
-            thresholds=list(thresholds),
-            factor=factor,
-            min_face_size=self._PYRAMID_MIN_FACE,
-            post_process=False,
-        )
+        self._thresholds, self._factor = list(thresholds), float(factor)
+        self.engine = mtcnn_engine(engine, self.device)
+        self.uses_torch = self.engine == "torch"
+        if isinstance(smallest_face, _EngineDefault):
+            smallest_face = None if self.uses_torch else ONNX_SMALLEST_FACE
+        if smallest_face is not None and smallest_face < 1:
+            raise ConfigError(f"smallest_face must be at least 1 px (or None), got {smallest_face}")
+        self.smallest_face = None if smallest_face is None else int(smallest_face)
+        self._mtcnn = self._torch_mtcnn() if self.uses_torch else self._onnx_mtcnn(threads)
+
+    def _torch_mtcnn(self):
+        try:
+            from facenet_pytorch import MTCNN
+        except ImportError:
+            raise ConfigError(f"the torch engine of the mtcnn detector needs facenet-pytorch: {FACENET_INSTALL} "
+                              "(it needs torch; engine='onnx' needs neither)") from None
+        return MTCNN(keep_all=True, device=self.device, thresholds=self._thresholds, factor=self._factor,
+                     min_face_size=self._PYRAMID_MIN_FACE, post_process=False)
+
+    def _onnx_mtcnn(self, threads: int | None):
+        from .mtcnn import OnnxMtcnn
+
+        try:
+            return OnnxMtcnn(self._thresholds, self._factor, device=self.device, threads=threads)
+        except ValueError as exc:
+            raise ConfigError(f"mtcnn: {exc}") from None
+
+    def limit_threads(self, threads: int) -> None:
+        if self.engine == "onnx":
+            self._mtcnn = self._onnx_mtcnn(threads)  # ONNX Runtime fixes its threads when a session starts
+        else:
+            super().limit_threads(threads)
 
     def detect(self, images: Sequence[np.ndarray]) -> list[list[FaceBox]]:
         for image in images:
             _check_image(image)
         results: list[list[FaceBox]] = [[] for _ in images]
-        # MTCNN stacks a batch into one tensor, so only frames of one size can share a call.
+        # MTCNN stacks a batch into one array, so only frames of one size can share a call.
         by_shape: dict[tuple[int, ...], list[int]] = defaultdict(list)
         for i, image in enumerate(images):
             by_shape[image.shape].append(i)
         for shape, indices in by_shape.items():
             scale = _shrink_factor(shape, self.max_side)
-            # Faces smaller than min_face (original pixels) need no pyramid levels of their own.
+            # Faces smaller than min_face or smallest_face (original pixels) need no pyramid levels of their own.
             pyramid_min_face = max(self._PYRAMID_MIN_FACE, int(self.min_face * scale))
+            if self.smallest_face:  # at most the short side: a small image is still searched as a whole
+                smallest = min(self.smallest_face, min(shape[:2])) * scale
+                pyramid_min_face = max(pyramid_min_face, _first_level(smallest, self._factor))
             if min(shape[:2]) * scale < pyramid_min_face:
                 continue  # no face that MTCNN looks for fits (and its pyramid would be empty)
             for chunk in _chunks(indices, self.batch_size):
@@ -225,7 +301,10 @@ class MtcnnDetector(FaceDetector):
                     results[i] = [b.clipped(shape[1], shape[0]) for b in boxes]
         return results
 
-    def _detect_batch(self, batch: np.ndarray, scale: float, pyramid_min_face: int) -> list[list[FaceBox]]:
+    def _detect_batch(self, batch: np.ndarray, scale: float, pyramid_min_face: float) -> list[list[FaceBox]]:
+        if self.engine == "onnx":
+            found = self._mtcnn.detect(batch, min_face=pyramid_min_face)
+            return [self._to_faceboxes(boxes[:, :4], boxes[:, 4], points, 1.0 / scale) for boxes, points in found]
         self._mtcnn.min_face_size = pyramid_min_face
         all_boxes, all_probs, all_points = self._mtcnn.detect(batch, landmarks=True)
         out = []
@@ -247,6 +326,39 @@ class MtcnnDetector(FaceDetector):
                 faces.append(face)
         faces.sort(key=lambda f: f.score, reverse=True)
         return faces
+
+
+def _first_level(smallest: float, factor: float, start: float = MtcnnDetector._PYRAMID_MIN_FACE) -> float:
+    """The pyramid's smallest face for `smallest` px: that of the last of MTCNN's own levels (from 20 px, each
+    level `factor` times the last) that still finds faces of `smallest` px. The levels left are those MTCNN
+    uses anyway, so larger faces are found as without the limit (starting elsewhere, the last levels would move,
+    and faces that fill an image were missed: 7 of the 298 faces in 300 face crops at 80 px)."""
+    scale = 12.0 / start
+    while 12.0 / (scale * factor) <= smallest:
+        scale *= factor
+    return 12.0 / scale
+
+
+def mtcnn_engine(engine: str, device: str) -> str:
+    """The engine an MTCNN request runs on: "auto" is torch on a CUDA device where facenet-pytorch imports
+    (its GPU batches), else onnx (no torch needed, and faster on CPUs)."""
+    _check_engine(engine)
+    if engine == "auto":
+        return "torch" if device.startswith("cuda") and _facenet_importable() else "onnx"
+    return engine
+
+
+def _check_engine(engine: str) -> None:
+    if engine not in MTCNN_ENGINES:
+        raise ConfigError(f"unknown MTCNN engine {engine!r}; choose one of: {', '.join(MTCNN_ENGINES)}")
+
+
+def _facenet_importable() -> bool:
+    try:
+        import facenet_pytorch  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 @DETECTORS.register("haar")

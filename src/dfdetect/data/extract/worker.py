@@ -10,10 +10,11 @@ from .crops import _crop, _crop_path, _encode_jpeg, _row, _write_bytes, _write_c
 from .presets import ExtractPreset
 
 class WorkerState:
-    """What one process keeps between videos: the preset, its device, and the detector built once."""
+    """What one process keeps between videos: the preset, its device, and the detector built once.
+    `threads`: the detector's thread limit (1 where processes give the parallelism; None: its default)."""
 
-    def __init__(self, preset: ExtractPreset, device: str):
-        self.preset, self.device = preset, device
+    def __init__(self, preset: ExtractPreset, device: str, threads: int | None = None):
+        self.preset, self.device, self.threads = preset, device, threads
         self._detector, self._detector_key = None, None
 
     def detector(self):
@@ -26,9 +27,11 @@ class WorkerState:
             options["max_side"] = preset.detect_side
         if preset.min_face:
             options["min_face"] = preset.min_face  # lets MTCNN skip the pyramid levels for smaller faces
-        key = (preset.detector, self.device, tuple(sorted(options.items())))
+        key = (preset.detector, self.device, self.threads, tuple(sorted(options.items())))
         if self._detector_key != key:
             self._detector = create_detector(preset.detector, device=self.device, **options)
+            if self.threads:
+                self._detector.limit_threads(self.threads)  # torch's (per process) or the detector's own
             self._detector_key = key
         return self._detector
 
@@ -38,20 +41,14 @@ _state: WorkerState | None = None
 
 
 def init_worker(preset: dict, device: str, single_thread: bool) -> None:
-    """Per-process setup: one thread each for torch and OpenCV (processes give the parallelism)."""
+    """Per-process setup: one thread each for OpenCV and the detector (processes give the parallelism)."""
     global _state
     if single_thread:
         import cv2
 
         cv2.setNumThreads(1)
-        from ...faces.detect import DETECTORS
-
-        if DETECTORS.get(preset["detector"]).uses_torch:
-            import torch
-
-            torch.set_num_threads(1)
     previous = _state
-    _state = WorkerState(ExtractPreset(**preset), device)
+    _state = WorkerState(ExtractPreset(**preset), device, threads=1 if single_thread else None)
     if previous is not None:  # same process, another run: keep the detector when its settings match
         _state._detector, _state._detector_key = previous._detector, previous._detector_key
 

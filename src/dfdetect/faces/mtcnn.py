@@ -1,0 +1,297 @@
+"""MTCNN without PyTorch: facenet-pytorch's cascade in NumPy and OpenCV, its three networks in ONNX Runtime.
+
+The networks are facenet-pytorch 2.6.0's, exported by `python -m dfdetect.faces.mtcnn_export` into
+assets/detectors/mtcnn/. The cascade follows facenet-pytorch's `detect_face` step by step, so that both find
+the same faces: an image pyramid from the smallest face looked for (scale 12 / min_face, then x factor while the
+short side stays >= 12 px), P-Net on every level, NMS per level (IoU 0.5) and per image (0.7), box regression,
+squaring, R-Net on 24 px crops (NMS 0.7, regression, squaring), O-Net on 48 px crops with landmarks, and a
+last NMS by intersection over the smaller box ('Min', 0.7). Pixels go in as (x - 127.5) / 128.
+
+Pyramid levels and crops are resampled exactly as torch's "area" interpolation (adaptive average pooling, which
+OpenCV's INTER_AREA is not: with it, boxes on DFDC frames overlapped facenet-pytorch's by IoU 0.87 to 1.0), from
+summed-area tables.
+Boxes, scores and landmarks then equal facenet-pytorch's to float rounding (tests/test_mtcnn_onnx.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+ASSET_DIR = Path(__file__).resolve().parents[1] / "assets" / "detectors" / "mtcnn"
+THRESHOLDS = (0.6, 0.7, 0.7)
+FACTOR = 0.709
+MIN_FACE = 20  # facenet-pytorch's default smallest face, in pixels of the image it is given
+
+
+class OnnxMtcnn:
+    """The three MTCNN networks in ONNX Runtime sessions and the cascade around them.
+
+    threads: ONNX Runtime's intra-op threads (None: its default, one per core).
+    device: "cuda..." uses ONNX Runtime's CUDA provider when the installed onnxruntime has it, else the CPU."""
+
+    def __init__(self, thresholds: Sequence[float] = THRESHOLDS, factor: float = FACTOR, device: str = "cpu",
+                 threads: int | None = None, model_dir: str | Path = ASSET_DIR):
+        if len(thresholds) != 3:
+            raise ValueError(f"MTCNN takes three thresholds (P-Net, R-Net, O-Net), got {list(thresholds)}")
+        if not 0.0 < factor < 1.0:
+            raise ValueError(f"the pyramid factor must be between 0 and 1, got {factor}")
+        self.thresholds = tuple(float(t) for t in thresholds)
+        self.factor = float(factor)
+        model_dir = Path(model_dir)
+        self._pnet, self._rnet, self._onet = (_session(model_dir / f"{name}.onnx", device, threads)
+                                              for name in ("pnet", "rnet", "onet"))
+
+    # -- the cascade ---------------------------------------------------------------------------------------
+    def detect(self, images: np.ndarray, min_face: float = MIN_FACE) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Faces in a batch of RGB uint8 images of one size, (N, H, W, 3). Per image: boxes (K, 5) as x1, y1,
+        x2, y2, probability, best first, and landmarks (K, 5, 2) as x, y (eyes, nose, mouth corners)."""
+        images = np.asarray(images)
+        if images.ndim == 3:
+            images = images[None]
+        if images.ndim != 4 or images.shape[3] != 3 or images.dtype != np.uint8:
+            raise ValueError(f"MTCNN takes RGB uint8 images of shape (N, H, W, 3); got {images.shape} {images.dtype}")
+        n, h, w = images.shape[:3]
+        empty = [(np.zeros((0, 5), np.float32), np.zeros((0, 5, 2), np.float32)) for _ in range(n)]
+        scales = pyramid_scales(h, w, min_face, self.factor)
+        if n == 0 or not scales:
+            return empty
+
+        # First stage: P-Net over the pyramid; candidates are rows of x1, y1, x2, y2, score, 4 regressions.
+        found, owners = [], []
+        tables = _summed_area(images)
+        for scale in scales:
+            level = _pyramid_level(tables, int(h * scale + 1), int(w * scale + 1))
+            reg, prob = self._pnet.run(None, {"image": level})
+            boxes, image_inds = _generate_boxes(reg, prob[:, 1], scale, self.thresholds[0])
+            keep = batched_nms(boxes[:, :4], boxes[:, 4], image_inds, 0.5)
+            found.append(boxes[keep])
+            owners.append(image_inds[keep])
+        boxes, image_inds = np.concatenate(found), np.concatenate(owners)
+        keep = batched_nms(boxes[:, :4], boxes[:, 4], image_inds, 0.7)
+        boxes, image_inds = boxes[keep], image_inds[keep]
+        width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+        regressed = boxes[:, :4] + boxes[:, 5:9] * np.stack([width, height, width, height], axis=1)
+        boxes = _square(np.concatenate([regressed, boxes[:, 4:5]], axis=1))
+
+        # Second stage: R-Net on 24 px crops.
+        if len(boxes):
+            crops, boxes, image_inds = _crops(tables, boxes, image_inds, 24)
+            reg, prob = _run_batched(self._rnet, crops) if len(crops) else (np.zeros((0, 4)), np.zeros((0, 2)))
+            passed = prob[:, 1] > self.thresholds[1]
+            boxes = np.concatenate([boxes[passed, :4], prob[passed, 1:2]], axis=1)
+            image_inds, reg = image_inds[passed], reg[passed]
+            keep = batched_nms(boxes[:, :4], boxes[:, 4], image_inds, 0.7)
+            boxes, image_inds, reg = boxes[keep], image_inds[keep], reg[keep]
+            boxes = _square(_regress(boxes, reg))
+
+        # Third stage: O-Net on 48 px crops, with landmarks.
+        points = np.zeros((0, 5, 2), np.float32)
+        if len(boxes):
+            crops, boxes, image_inds = _crops(tables, boxes, image_inds, 48)
+            empty_out = (np.zeros((0, 4)), np.zeros((0, 10)), np.zeros((0, 2)))
+            reg, marks, prob = _run_batched(self._onet, crops) if len(crops) else empty_out
+            passed = prob[:, 1] > self.thresholds[2]
+            boxes = np.concatenate([boxes[passed, :4], prob[passed, 1:2]], axis=1)
+            image_inds, reg, marks = image_inds[passed], reg[passed], marks[passed]
+            box_w = (boxes[:, 2] - boxes[:, 0] + 1)[:, None]
+            box_h = (boxes[:, 3] - boxes[:, 1] + 1)[:, None]
+            points = np.stack([box_w * marks[:, :5] + boxes[:, 0:1] - 1,
+                               box_h * marks[:, 5:] + boxes[:, 1:2] - 1], axis=2)
+            boxes = _regress(boxes, reg)
+            keep = batched_nms(boxes[:, :4], boxes[:, 4], image_inds, 0.7, method="min")
+            boxes, image_inds, points = boxes[keep], image_inds[keep], points[keep]
+
+        return [(boxes[image_inds == i], points[image_inds == i]) for i in range(n)]
+
+
+def pyramid_scales(height: int, width: int, min_face: float = MIN_FACE, factor: float = FACTOR) -> list[float]:
+    """facenet-pytorch's pyramid: from 12 / min_face, times `factor` while the short side stays >= 12 px."""
+    m = 12.0 / min_face
+    min_side = min(height, width) * m
+    scales, scale = [], m
+    while min_side >= 12:
+        scales.append(scale)
+        scale *= factor
+        min_side *= factor
+    return scales
+
+
+# -- networks ------------------------------------------------------------------------------------------------
+def _session(path: Path, device: str, threads: int | None):
+    import onnxruntime as ort
+
+    if not path.is_file():
+        from ..errors import ConfigError
+
+        raise ConfigError(f"MTCNN network {path} is missing; reinstall dfdetect (or make it with "
+                          "`python -m dfdetect.faces.mtcnn_export`)")
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    if threads:
+        options.intra_op_num_threads = int(threads)
+        options.inter_op_num_threads = 1
+    # Threads that spin while they wait cost the most where the CPU is shared (a laptop, a scan's decoding):
+    # with two busy cores, P-Net over a 640 px pyramid took 58 ms a frame with two spinning threads, 37 ms
+    # with two that sleep, 35 ms with one.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    providers = ["CPUExecutionProvider"]
+    if str(device).startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+        index = int(device.split(":")[1]) if ":" in device else 0
+        providers.insert(0, ("CUDAExecutionProvider", {"device_id": index}))
+    return ort.InferenceSession(str(path), options, providers=providers)
+
+
+def _run_batched(session, batch: np.ndarray, size: int = 512) -> list[np.ndarray]:
+    """The network over `batch` in parts of `size` crops (facenet-pytorch's bound on memory), outputs joined."""
+    parts = [session.run(None, {"image": batch[i : i + size]}) for i in range(0, len(batch), size)]
+    return [np.concatenate(outputs) for outputs in zip(*parts)]
+
+
+# -- pyramid and crops: torch's "area" resampling from summed-area tables ------------------------------------
+# torch's interpolate(mode="area") is adaptive average pooling: output pixel i along an axis of n pixels
+# resampled to m is the mean of input pixels floor(i * n / m) to ceil((i + 1) * n / m) - 1. Sums over such
+# rectangles come exactly, in integers, from each image's summed-area table, for the pyramid levels and for
+# the crops alike.
+def _summed_area(images: np.ndarray) -> np.ndarray:
+    """(N, 3, H + 1, W + 1) summed-area tables of (N, H, W, 3) uint8 images: [n, c, y, x] is the sum of
+    channel c over rows < y and columns < x."""
+    import cv2
+
+    n, h, w = images.shape[:3]
+    wide = h * w * 255 >= 2**31  # int32 holds every sum of a frame up to 8 Mpx
+    tables = np.empty((n, 3, h + 1, w + 1), np.float64 if wide else np.int32)
+    planes = images.transpose(0, 3, 1, 2)
+    for i in range(n):
+        for c in range(3):
+            cv2.integral(np.ascontiguousarray(planes[i, c]), tables[i, c], sdepth=cv2.CV_64F if wide else cv2.CV_32S)
+    return tables
+
+
+def _bins(size: int, out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Along one axis: output i averages input start[i] to end[i] - 1 (torch's adaptive average pooling)."""
+    i = np.arange(out)
+    return (i * size) // out, ((i + 1) * size + out - 1) // out
+
+
+def _normalised(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Means from sums and pixel counts, as network input: (mean - 127.5) / 128 in float32."""
+    out = sums.astype(np.float32)
+    out /= counts
+    out -= 127.5
+    out *= 0.0078125
+    return out
+
+
+def _pyramid_level(tables: np.ndarray, height: int, width: int) -> np.ndarray:
+    """P-Net's input for one pyramid level: the images area-resampled to (N, 3, height, width), normalised."""
+    rows_from, rows_to = _bins(tables.shape[2] - 1, height)
+    cols_from, cols_to = _bins(tables.shape[3] - 1, width)
+    strips = np.take(tables, rows_to, axis=2) - np.take(tables, rows_from, axis=2)  # sums over bins' rows
+    sums = np.take(strips, cols_to, axis=3) - np.take(strips, cols_from, axis=3)
+    counts = ((rows_to - rows_from)[:, None] * (cols_to - cols_from)[None, :]).astype(np.float32)
+    return _normalised(sums, counts)
+
+
+def _crops(tables: np.ndarray, boxes: np.ndarray, image_inds: np.ndarray, size: int):
+    """Network input (K, 3, size, size): each box's pixels area-resampled, normalised. As facenet-pytorch's
+    pad(), a box is truncated to integers and limited to its image; a box wholly outside gives no crop and is
+    dropped. Returns the crops with the boxes and owners kept."""
+    table_h, table_w = tables.shape[2:]
+    corners = np.trunc(boxes[:, :4]).astype(np.int64)
+    left, top = np.maximum(corners[:, 0], 1) - 1, np.maximum(corners[:, 1], 1) - 1
+    right, bottom = np.minimum(corners[:, 2], table_w - 1), np.minimum(corners[:, 3], table_h - 1)
+    valid = (bottom > top) & (right > left)
+    left, top, right, bottom, owners = left[valid], top[valid], right[valid], bottom[valid], image_inds[valid]
+    i = np.arange(size)
+    # Per crop and output pixel, the table rows and columns around its bin: (K, size).
+    heights, widths = (bottom - top)[:, None], (right - left)[:, None]
+    rows_from, rows_to = top[:, None] + (i * heights) // size, top[:, None] + ((i + 1) * heights + size - 1) // size
+    cols_from, cols_to = left[:, None] + (i * widths) // size, left[:, None] + ((i + 1) * widths + size - 1) // size
+    # Flat indices into the tables, (K, 3, size, 1) for rows and (K, 1, 1, size) for columns.
+    planes = (owners[:, None] * 3 + np.arange(3)[None, :])[:, :, None, None] * (table_h * table_w)
+    flat = tables.reshape(-1)
+
+    def corner(rows, cols):
+        return np.take(flat, planes + rows[:, None, :, None] * table_w + cols[:, None, None, :])
+
+    sums = corner(rows_to, cols_to) - corner(rows_from, cols_to) - corner(rows_to, cols_from)
+    sums += corner(rows_from, cols_from)
+    counts = ((rows_to - rows_from)[:, :, None] * (cols_to - cols_from)[:, None, :])[:, None].astype(np.float32)
+    return _normalised(sums, counts), boxes[valid], owners
+
+
+# -- boxes ---------------------------------------------------------------------------------------------------
+def _generate_boxes(reg: np.ndarray, prob: np.ndarray, scale: float, threshold: float):
+    """P-Net's map cells scoring >= threshold as boxes in image pixels (stride 2, 12 px cells): rows of x1, y1,
+    x2, y2, score and four regressions, with the image each belongs to."""
+    image_inds, ys, xs = np.nonzero(prob >= threshold)
+    score = prob[image_inds, ys, xs]
+    regression = reg[image_inds, :, ys, xs]  # (K, 4)
+    cell = np.stack([xs, ys], axis=1).astype(np.float32)
+    scale = np.float32(scale)
+    top_left = np.floor((2 * cell + 1) / scale)
+    bottom_right = np.floor((2 * cell + 12) / scale)
+    boxes = np.concatenate([top_left, bottom_right, score[:, None], regression], axis=1).astype(np.float32)
+    return boxes, image_inds
+
+
+def _regress(boxes: np.ndarray, reg: np.ndarray) -> np.ndarray:
+    """R-Net's and O-Net's box regression (facenet-pytorch's bbreg: sizes counted with + 1)."""
+    out = boxes.copy()
+    width = boxes[:, 2] - boxes[:, 0] + 1
+    height = boxes[:, 3] - boxes[:, 1] + 1
+    out[:, :4] = boxes[:, :4] + reg[:, :4] * np.stack([width, height, width, height], axis=1)
+    return out
+
+
+def _square(boxes: np.ndarray) -> np.ndarray:
+    """Boxes made square on their centre, with the longer side (facenet-pytorch's rerec)."""
+    out = boxes.copy()
+    width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    side = np.maximum(width, height)
+    out[:, 0] = boxes[:, 0] + width * 0.5 - side * 0.5
+    out[:, 1] = boxes[:, 1] + height * 0.5 - side * 0.5
+    out[:, 2] = out[:, 0] + side
+    out[:, 3] = out[:, 1] + side
+    return out
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, method: str = "union") -> np.ndarray:
+    """Greedy non-maximum suppression; indices kept, best first. "union": torchvision's nms (IoU of areas
+    without + 1, a box goes when IoU > threshold); "min": facenet-pytorch's nms_numpy 'Min' (overlap over the
+    smaller area, sizes counted with + 1, a box stays when overlap <= threshold)."""
+    if len(boxes) == 0:
+        return np.zeros(0, np.int64)
+    boxes = boxes.astype(np.float64)
+    x1, y1, x2, y2 = boxes.T
+    plus = 1.0 if method == "min" else 0.0
+    areas = (x2 - x1 + plus) * (y2 - y1 + plus)
+    order = np.argsort(scores, kind="stable")[::-1] if method != "min" else np.argsort(scores)[::-1]
+    kept = []
+    while order.size:
+        best, rest = order[0], order[1:]
+        kept.append(best)
+        w = np.maximum(0.0, np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]) + plus)
+        h = np.maximum(0.0, np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]) + plus)
+        inter = w * h
+        if method == "min":
+            overlap = inter / np.minimum(areas[best], areas[rest])
+            order = rest[overlap <= threshold]
+        else:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                overlap = inter / (areas[best] + areas[rest] - inter)
+            order = rest[~(overlap > threshold)]
+    return np.asarray(kept, np.int64)
+
+
+def batched_nms(boxes: np.ndarray, scores: np.ndarray, groups: np.ndarray, threshold: float,
+                method: str = "union") -> np.ndarray:
+    """NMS within each group (image) alone, as torchvision's batched_nms: indices kept, best first."""
+    if len(boxes) == 0:
+        return np.zeros(0, np.int64)
+    offsets = groups.astype(np.float64) * (float(boxes.max()) + 1.0)
+    return nms(boxes + offsets[:, None], scores, threshold, method)
