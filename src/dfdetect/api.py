@@ -77,9 +77,11 @@ class Detector:
         self.warnings += card.warnings
 
     @classmethod
-    def load(cls, model: str | Path = "default", device: str = "auto", **options) -> "Detector":
+    def load(cls, model: str | Path = "default", device: str = "auto", threads: int | None = None,
+             **options) -> "Detector":
         """`model`: a bundled name, a checkpoint (stem or .safetensors) or an exported .onnx file. Options are
-        ScanOptions' fields; `frames` is the command line's name for `sampling`."""
+        ScanOptions' fields; `frames` is the command line's name for `sampling`. `threads` bounds the CPU
+        threads of the model and the face detector (one worker among several); None: one per core."""
         from .devices import resolve_device
         from .errors import ConfigError
         from .models.predict import load_backend
@@ -93,8 +95,15 @@ class Detector:
             raise ConfigError(f"unknown option(s) {', '.join(unknown)}; Detector.load takes "
                               f"{', '.join(['frames', *ScanOptions.__dataclass_fields__])}")
         device = resolve_device(device)
-        backend, card = load_backend(model, device=device, channels_last=True)
-        return cls(backend, card, device, ScanOptions(**options))
+        if threads is not None:
+            from .devices import limit_torch_threads
+
+            limit_torch_threads(threads)
+        backend, card = load_backend(model, device=device, channels_last=True, threads=threads)
+        detector = cls(backend, card, device, ScanOptions(**options))
+        if threads is not None:
+            detector.face_detector.limit_threads(threads)
+        return detector
 
     def __repr__(self) -> str:
         return (f"Detector(model={self.card.name!r}, arch={self.card.arch!r}, device={self.device!r}, "

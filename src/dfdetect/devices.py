@@ -50,6 +50,16 @@ def device_option(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def limit_torch_threads(threads: int) -> None:
+    """Bound torch's CPU threads in this process, where torch is installed (the light install has none)."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        torch.set_num_threads(max(1, threads))
+
+
 def torch_device(device: str | None):
     """resolve_device as a torch.device."""
     import torch

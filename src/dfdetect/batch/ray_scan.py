@@ -35,10 +35,7 @@ class FaceFinder:
     """Decodes files and finds their faces on one CPU; the crops stay in Ray's object store."""
 
     def __init__(self, job: BatchJob):
-        import torch
-
-        torch.set_num_threads(1)
-        self.detector = replace(job, device="cpu").load_detector()
+        self.detector = replace(job, device="cpu").load_detector(threads=1)
 
     def find(self, path: str):
         return self.detector.find_faces(path)
@@ -48,11 +45,7 @@ class FaceScorer:
     """Classifies the faces a finder kept and gives the verdicts, on a GPU when it was given one."""
 
     def __init__(self, job: BatchJob, use_gpu: bool):
-        import torch
-
-        if not use_gpu:
-            torch.set_num_threads(1)
-        self.detector = replace(job, device="cuda" if use_gpu else "cpu").load_detector()
+        self.detector = replace(job, device="cuda" if use_gpu else "cpu").load_detector(threads=None if use_gpu else 1)
 
     def score(self, found) -> str:
         return self.detector.score_faces(found).model_dump_json()

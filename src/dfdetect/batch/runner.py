@@ -33,10 +33,10 @@ class BatchJob:
     retry_errors: bool = False
     quiet: bool = False
 
-    def load_detector(self):
+    def load_detector(self, threads: int | None = None):
         from ..api import Detector
 
-        return Detector.load(self.model, device=self.device, **self.scan_options)
+        return Detector.load(self.model, device=self.device, threads=threads, **self.scan_options)
 
 
 @dataclass
@@ -157,8 +157,6 @@ def run_batch(job: BatchJob, paths: Sequence[Path], workers: int = 1) -> tuple[s
 
 
 def _worker_process(job: BatchJob, items: list[Item], start_at: int, workers: int) -> WorkerStats:
-    import torch
-
     # Share the cores: N processes with all cores' worth of threads each only fight over them.
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
-    return run_worker(job, items, start_at=start_at)
+    detector = job.load_detector(threads=max(1, (os.cpu_count() or 1) // workers))
+    return run_worker(job, items, detector=detector, start_at=start_at)

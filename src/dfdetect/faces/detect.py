@@ -160,14 +160,13 @@ def _check_image(image: np.ndarray) -> None:
 
 def _shrink(image: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float]:
     """Image scaled down so that its long side is at most max_side, with the factor used (1.0 when untouched)."""
-    import cv2
+    from ..imaging import resize
 
     long_side = max(image.shape[:2])
     if not max_side or long_side <= max_side:
         return image, 1.0
     scale = max_side / long_side
-    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
+    return resize(image, max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))), scale
 
 
 def _shrink_factor(shape: tuple[int, ...], max_side: int | None) -> float:
@@ -385,7 +384,12 @@ class HaarDetector(FaceDetector):
         min_face: int = 40,
         largest_only: bool = True,
     ):
-        import cv2
+        try:
+            import cv2
+        except ImportError:
+            from ..extras import MissingDependency, missing_message
+
+            raise MissingDependency(missing_message("cv2", "the Haar face detector")) from None
 
         del device  # OpenCV's cascade runs on the CPU only.
         path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"

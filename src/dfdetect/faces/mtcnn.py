@@ -159,15 +159,13 @@ def _run_batched(session, batch: np.ndarray, size: int = 512) -> list[np.ndarray
 def _summed_area(images: np.ndarray) -> np.ndarray:
     """(N, 3, H + 1, W + 1) summed-area tables of (N, H, W, 3) uint8 images: [n, c, y, x] is the sum of
     channel c over rows < y and columns < x."""
-    import cv2
-
     n, h, w = images.shape[:3]
     wide = h * w * 255 >= 2**31  # int32 holds every sum of a frame up to 8 Mpx
-    tables = np.empty((n, 3, h + 1, w + 1), np.float64 if wide else np.int32)
+    dtype = np.int64 if wide else np.int32
+    tables = np.zeros((n, 3, h + 1, w + 1), dtype)
     planes = images.transpose(0, 3, 1, 2)
-    for i in range(n):
-        for c in range(3):
-            cv2.integral(np.ascontiguousarray(planes[i, c]), tables[i, c], sdepth=cv2.CV_64F if wide else cv2.CV_32S)
+    np.cumsum(planes, axis=2, dtype=dtype, out=tables[:, :, 1:, 1:])
+    np.cumsum(tables[:, :, 1:, 1:], axis=3, out=tables[:, :, 1:, 1:])
     return tables
 
 
