@@ -20,7 +20,9 @@ order, or a seek that lands elsewhere than planned. A packet whose kind is in an
 
 from __future__ import annotations
 
+import bisect
 import heapq
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -43,24 +45,35 @@ class Unplanned(Exception):
 
 @dataclass
 class PacketTable:
-    """A video stream's packets in decoding order."""
+    """A video stream's packets in decoding order (compact arrays: a long video has hundreds of thousands)."""
 
-    pts: list[int]
-    dts: list[int | None]
-    display: list[int]        # each packet's frame number: the rank of its timestamp
-    disposable: list[bool]    # no other frame refers to it: leaving it undecoded changes no other frame
-    clean_start: list[int]    # per packet, the latest packet at or before it where decoding can start
-    position: dict[int, int]  # timestamp -> decoding position
+    pts: array                # timestamps, in decoding order
+    seek_ts: array            # where a seek to each packet aims: its decoding timestamp, else its timestamp
+    display: array            # each packet's frame number: the rank of its timestamp
+    disposable: bytearray     # no other frame refers to it: leaving it undecoded changes no other frame
+    clean_start: array        # per packet, the latest packet at or before it where decoding can start
+    sorted_pts: array         # the timestamps in display order
+    position_of_frame: array  # frame number -> decoding position
 
     @property
     def count(self) -> int:
         return len(self.pts)
+
+    def position_of(self, pts: int | None) -> int | None:
+        """The decoding position of the packet with this timestamp, or None when there is none."""
+        if pts is None:
+            return None
+        rank = bisect.bisect_left(self.sorted_pts, pts)
+        if rank < len(self.sorted_pts) and self.sorted_pts[rank] == pts:
+            return self.position_of_frame[rank]
+        return None
 
 
 def read_packet_table(path: Path, header_frames: int = 0) -> PacketTable:
     """Demux (without decoding) the first video stream of `path` into a PacketTable, or raise Unplanned."""
     import av
 
+    pts, dts, keys, disposable = array("q"), [], bytearray(), bytearray()
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
@@ -68,7 +81,6 @@ def read_packet_table(path: Path, header_frames: int = 0) -> PacketTable:
             if codec not in _SUPPORTED_CODECS:
                 raise Unplanned(f"codec {codec}")
             kind = _packet_kind(codec, stream.codec_context.extradata)
-            pts, dts, keys, disposable = [], [], [], []
             for packet in container.demux(stream):
                 if not packet.size:
                     continue
@@ -84,25 +96,26 @@ def read_packet_table(path: Path, header_frames: int = 0) -> PacketTable:
     return _table(pts, dts, keys, disposable, header_frames)
 
 
-def _table(pts: list[int], dts: list, keys: list[bool], disposable: list[bool], header_frames: int) -> PacketTable:
+def _table(pts, dts: list, keys, disposable, header_frames: int) -> PacketTable:
     count = len(pts)
     if not count:
         raise Unplanned("no packets")
     if header_frames and header_frames != count:
         raise Unplanned(f"the header counts {header_frames} frames, the stream holds {count} packets")
-    if len(set(pts)) != count:
-        raise Unplanned("two packets share a timestamp")
     known = [d for d in dts if d is not None]
     if any(b <= a for a, b in zip(known, known[1:])):
         raise Unplanned("decoding timestamps do not increase")
-    order = sorted(range(count), key=pts.__getitem__)
-    display = [0] * count
+    order = array("l", sorted(range(count), key=pts.__getitem__))
+    sorted_pts = array("q", (pts[position] for position in order))
+    if any(b == a for a, b in zip(sorted_pts, sorted_pts[1:])):
+        raise Unplanned("two packets share a timestamp")
+    display = array("l", [0]) * count
     for rank, position in enumerate(order):
         display[position] = rank
     # Decoding can start at a keyframe k when the frames before it in decoding order are exactly the frames
     # shown before it: then nothing from k on is shown before k (no leading pictures that reach back) and
     # nothing before k is shown after it.
-    clean_start, latest, highest = [0] * count, -1, -1
+    clean_start, latest, highest = array("l", display), -1, -1
     for position in range(count):
         if keys[position] and display[position] == position and highest == position - 1:
             latest = position
@@ -110,8 +123,9 @@ def _table(pts: list[int], dts: list, keys: list[bool], disposable: list[bool], 
             raise Unplanned("the stream does not start at a clean keyframe")
         clean_start[position] = latest
         highest = max(highest, display[position])
-    return PacketTable(pts=pts, dts=dts, display=display, disposable=disposable, clean_start=clean_start,
-                       position={p: i for i, p in enumerate(pts)})
+    seek_ts = array("q", (p if d is None else d for p, d in zip(pts, dts)))
+    return PacketTable(pts=array("q", pts), seek_ts=seek_ts, display=display, disposable=bytearray(disposable),
+                       clean_start=clean_start, sorted_pts=sorted_pts, position_of_frame=order)
 
 
 def _packet_kind(codec: str, extradata: bytes | None):
@@ -195,13 +209,12 @@ def decode_planned(container, stream, table: PacketTable, wanted: Sequence[int],
     stats.update(decoded=0, seeks=0)
     codec = stream.codec_context
     wanted_set = set(wanted)
-    positions = _position_of_display(table)
-    target_positions = sorted(positions[d] for d in wanted)
+    target_positions = sorted(table.position_of_frame[d] for d in wanted)
     fed: list[int] = []  # frame numbers sent to the decoder and not yet out of it (a heap)
 
     def out(frames) -> Iterator[tuple[object, int]]:
         for frame in frames:
-            position = table.position.get(frame.pts) if frame.pts is not None else None
+            position = table.position_of(frame.pts)
             if position is None:
                 raise Unplanned("a frame came out with a timestamp the stream does not have")
             number = table.display[position]
@@ -228,7 +241,7 @@ def decode_planned(container, stream, table: PacketTable, wanted: Sequence[int],
             raise Unplanned(f"reading failed ({exc})") from None
         if packet is None or not packet.size:
             raise Unplanned("the stream ended before the last sampled frame")
-        position = table.position.get(packet.pts)
+        position = table.position_of(packet.pts)
         if position is None or packet.is_corrupt:
             raise Unplanned("a packet the first pass did not see")
         if after_seek and position < expect:
@@ -260,20 +273,12 @@ def decode_planned(container, stream, table: PacketTable, wanted: Sequence[int],
         raise Unplanned(f"frame {fed[0]} never came out of the decoder")
 
 
-def _position_of_display(table: PacketTable) -> list[int]:
-    positions = [0] * table.count
-    for position, number in enumerate(table.display):
-        positions[number] = position
-    return positions
-
-
 def _seek(container, stream, table: PacketTable, start: int) -> None:
     """Seek to the keyframe at decoding position `start` (or a keyframe before it: packets up to it are
     read and dropped). The decoder is flushed: it must have been drained first."""
     import av
 
-    target = table.dts[start] if table.dts[start] is not None else table.pts[start]
     try:
-        container.seek(target, backward=True, any_frame=False, stream=stream)
+        container.seek(table.seek_ts[start], backward=True, any_frame=False, stream=stream)
     except (av.error.FFmpegError, OSError) as exc:
         raise Unplanned(f"seeking failed ({exc})") from None
