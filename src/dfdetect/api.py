@@ -120,11 +120,11 @@ class Detector:
                 yield pending.run()
 
     def pending_scans(self, items: Iterable) -> Iterator["PendingScan"]:
-        """The scans of `items` (as `scan` takes them) in order, each done by its `run(on_progress)`: what
-        `scan_many` and `dfdetect scan` run. With the `overlap` option, one background thread decodes the
-        sampled frames: a chunk ahead of detection, and once an input's frames are all read, the next
-        input's while this one is detected and classified (never more than one input ahead). Close the
-        iterator (or run it to its end) to stop the thread."""
+        """The scans of `items` (as `scan` takes them; the list is read at once) in order, each done by its
+        `run(on_progress)`: what `scan_many` and `dfdetect scan` run. With the `overlap` option, one
+        background thread decodes the sampled frames: a chunk ahead of detection, and once an input's frames
+        are all read, the next input's while this one is detected and classified (never more than one input
+        with frames ahead). Close the iterator (or run it to its end) to stop the thread."""
         from .media import iter_frames
         from .media.prefetch import FramePrefetcher
 
