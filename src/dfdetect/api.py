@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
@@ -36,6 +38,7 @@ class ScanOptions:
     batch_size: int = 32
     tta: bool = False               # also score the horizontally flipped face
     chunk_frames: int = 8           # frames decoded and detected at a time (bounds memory)
+    overlap: bool = True            # decode in a background thread, a chunk ahead and into the next input
     detector_options: dict = field(default_factory=dict)
     min_track_fraction: float = 0.1  # tracks seen in fewer sampled frames are taken for false detections
 
@@ -115,13 +118,44 @@ class Detector:
         """Scan one video or image: a path, or an image in memory (an RGB uint8 numpy array of shape
         (H, W, 3), or a PIL image). `on_progress`, if given, is called with the share of the video done
         (0 to 1, by time) after each chunk of frames, e.g. to drive a progress bar on long videos."""
-        in_memory = not isinstance(path, (str, Path))
-        label = f"<{type(path).__name__}>" if in_memory else str(path)
-        return _guarded(label, lambda: self._scan(_InMemoryImage.of(path) if in_memory else Path(path), on_progress))
+        with closing(self.pending_scans([path])) as scans:
+            return next(scans).run(on_progress)
 
-    def scan_many(self, paths: Iterable[str | Path]) -> Iterator[ScanResult]:
-        for path in paths:
-            yield self.scan(path)
+    def scan_many(self, paths: Iterable) -> Iterator[ScanResult]:
+        """Scan several inputs; results in input order, a bad input giving its "error" result. With the
+        `overlap` option (the default), the next input is decoded while the current one is classified."""
+        with closing(self.pending_scans(paths)) as scans:
+            for pending in scans:
+                yield pending.run()
+
+    def pending_scans(self, items: Iterable) -> Iterator["PendingScan"]:
+        """The scans of `items` (as `scan` takes them; the list is read at once) in order, each done by its
+        `run(on_progress)`: what `scan_many` and `dfdetect scan` run. With the `overlap` option, one
+        background thread decodes the sampled frames: a chunk ahead of detection, and once an input's frames
+        are all read, the next input's while this one is detected and classified (never more than one input
+        with frames ahead). Close the iterator (or run it to its end) to stop the thread."""
+        from .media import iter_frames
+        from .media.prefetch import FramePrefetcher
+
+        items = list(items)
+        paths = [Path(item) if isinstance(item, (str, Path)) else None for item in items]
+        prefetch = None
+        if self.options.overlap and any(path is not None for path in paths):
+            prefetch = FramePrefetcher(paths, lambda path: iter_frames(path, self.sampling),
+                                       depth=self.options.chunk_frames)
+        try:
+            for i, item in enumerate(items):
+                frames = None
+                if prefetch is not None:
+                    prefetch.start(i)
+                    if paths[i] is not None:
+                        frames = functools.partial(prefetch.frames, i)
+                yield PendingScan(self, item, frames)
+                if prefetch is not None:
+                    prefetch.done(i)
+        finally:
+            if prefetch is not None:
+                prefetch.close()
 
     def find_faces(self, path: str | Path) -> "FoundFaces | ScanResult":
         """The first half of a scan, for running the two halves on different machines: decode, detect and
@@ -157,7 +191,8 @@ class Detector:
         result.timings["total_s"] = round(find_s + result.timings["total_s"], 3)
         return result
 
-    def _scan(self, path, on_progress: Callable[[float], None] | None = None) -> ScanResult:
+    def _scan(self, path, on_progress: Callable[[float], None] | None = None,
+              frames: Callable[[], Iterator] | None = None) -> ScanResult:
         from .media import probe
 
         info = path.info() if isinstance(path, _InMemoryImage) else probe(path)
@@ -170,7 +205,7 @@ class Detector:
         detections, probs, quality = [], [], []
         classify_s = 0.0
         # Each chunk's crops are scored and dropped at once, so memory stays bounded whatever the video's length.
-        for chunk_detections, crops, chunk_quality in self._face_chunks(path, timings, on_time):
+        for chunk_detections, crops, chunk_quality in self._face_chunks(path, timings, on_time, frames):
             t = time.perf_counter()
             probs += self.predict(crops).tolist()
             classify_s += time.perf_counter() - t
@@ -242,11 +277,12 @@ class Detector:
         except DfdetectError:
             return 0
 
-    def _face_chunks(self, path: Path, timings: dict,
-                     on_time: Callable[[float], None] | None = None) -> Iterator[tuple[list, list, list]]:
+    def _face_chunks(self, path: Path, timings: dict, on_time: Callable[[float], None] | None = None,
+                     frames: Callable[[], Iterator] | None = None) -> Iterator[tuple[list, list, list]]:
         """Stream frames in chunks and detect and crop their faces. Yields per chunk the detections
         (frame index, time, boxes), the face crops and their input checks (quality.FaceQuality), both in
-        detection order; fills timings with decode and detection seconds."""
+        detection order; fills timings with decode and detection seconds (decode: the time spent waiting
+        for frames, which is all of the decoding unless `frames` gives them from a decoding thread)."""
         from .faces.crop import crop_face
         from .media import iter_frames
         from .quality import measure_face
@@ -270,8 +306,11 @@ class Detector:
             return detections, crops, quality
 
         t0 = time.perf_counter()
-        frames = path.frames() if isinstance(path, _InMemoryImage) else iter_frames(path, self.sampling)
-        for frame in frames:
+        if isinstance(path, _InMemoryImage):
+            source = path.frames()
+        else:
+            source = frames() if frames is not None else iter_frames(path, self.sampling)
+        for frame in source:
             decode_s += time.perf_counter() - t0
             chunk.append(frame)
             if len(chunk) >= self.options.chunk_frames:
@@ -335,6 +374,20 @@ class _InMemoryImage:
         from .media import Frame
 
         return iter([Frame(index=0, time_s=0.0, image=self.image)])
+
+
+class PendingScan:
+    """One input of `Detector.pending_scans`: `run(on_progress)` scans it as `Detector.scan` does, with its
+    frames from the decoding thread when there is one."""
+
+    def __init__(self, detector: Detector, item, frames: Callable[[], Iterator] | None = None):
+        self.detector, self.item, self._frames = detector, item, frames
+
+    def run(self, on_progress: Callable[[float], None] | None = None) -> ScanResult:
+        item = self.item
+        if isinstance(item, (str, Path)):
+            return _guarded(str(item), lambda: self.detector._scan(Path(item), on_progress, self._frames))
+        return _guarded(f"<{type(item).__name__}>", lambda: self.detector._scan(_InMemoryImage.of(item), on_progress))
 
 
 @dataclass

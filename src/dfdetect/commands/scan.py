@@ -107,20 +107,24 @@ def run(args) -> int:
 
 
 def _scan_all(detector, paths: list[Path], files, args) -> list:
+    from contextlib import closing
+
     from tqdm import tqdm
 
     results, explained = [], set()
     annotated = {file_key(p) for p in paths}  # an annotated copy never takes an input's name
     bar = tqdm(paths, desc="scanning", unit="file", disable=args.quiet or len(paths) == 1, file=sys.stderr)
-    for path in bar:
-        result = _scan_with_progress(detector, path, show=not args.quiet and sys.stderr.isatty())
-        results.append(result)
-        files.add(result, explanation=_explain(detector, result, args.explain, taken=explained)
-                  if args.explain else None)
-        if args.annotate and result.verdict in ("fake", "real", "no_face"):
-            _annotate(result, Path(args.annotate), single=len(paths) == 1, taken=annotated,
-                      show=not args.quiet and sys.stderr.isatty())
-        bar.write(result.summary_line(), file=sys.stdout)
+    # The scans in input order; the next input is decoded while the current one is detected and classified.
+    with closing(detector.pending_scans(paths)) as scans:
+        for path, pending in zip(bar, scans):
+            result = _scan_with_progress(pending, path, show=not args.quiet and sys.stderr.isatty())
+            results.append(result)
+            files.add(result, explanation=_explain(detector, result, args.explain, taken=explained)
+                      if args.explain else None)
+            if args.annotate and result.verdict in ("fake", "real", "no_face"):
+                _annotate(result, Path(args.annotate), single=len(paths) == 1, taken=annotated,
+                          show=not args.quiet and sys.stderr.isatty())
+            bar.write(result.summary_line(), file=sys.stdout)
     return results
 
 
@@ -136,10 +140,10 @@ def _check_annotate_target(annotate: str | None, paths: list[Path]) -> None:
         check_writable_folder(target, "--annotate")
 
 
-def _scan_with_progress(detector, path: Path, show: bool):
-    """Scan one input; on a terminal, a transient bar shows how far into a video the scan is."""
+def _scan_with_progress(pending, path: Path, show: bool):
+    """Run one input's scan (api.PendingScan); on a terminal, a transient bar shows how far into a video it is."""
     if not show:
-        return detector.scan(path)
+        return pending.run()
     from tqdm import tqdm
 
     with tqdm(total=100, desc=path.name, unit="%", leave=False, file=sys.stderr,
@@ -147,7 +151,7 @@ def _scan_with_progress(detector, path: Path, show: bool):
         def advance(done: float) -> None:
             bar.update(round(100 * done) - bar.n)
 
-        return detector.scan(path, on_progress=advance)
+        return pending.run(on_progress=advance)
 
 
 def _render_with_progress(result, out: Path, show: bool) -> None:

@@ -5,6 +5,7 @@ applied). Bad input raises MediaError with one line that says what is wrong with
 
     sampling  FrameSampling and sample_indices       sniff   what a file is, from its bytes
     info      MediaInfo, Frame                       video   probe, iter_frames (PyAV)
+    planned   decoding only what sampled frames need (used by iter_frames; same frames as decoding all)
     images    read_image                             inputs  collect_inputs
     writer    open_video_writer, VideoWriter
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 from pathlib import Path
@@ -12,6 +13,7 @@ import numpy as np
 from ..errors import MediaError
 from .images import _fit, _probe_image, _shrink, read_image
 from .info import Frame, MediaInfo
+from .planned import Unplanned, decode_planned, read_packet_table
 from .sampling import FrameSampling, _open_ended_indices, counted_indices
 from .sniff import _check_readable_file, _short, sniff_kind
 
@@ -50,10 +52,11 @@ def iter_frames(path: str | Path, sampling: FrameSampling | str = FrameSampling(
                 max_side: int | None = None) -> Iterator[Frame]:
     """Stream the sampled frames of a video (or an image as one frame), upright RGB uint8.
 
-    Decodes sequentially and converts only the chosen frames, so memory stays at a few frames whatever
-    the video's length. `max_side` shrinks frames whose longer side is larger (during the colour
-    conversion, which costs nothing extra). A damaged video yields the frames that decode and raises
-    MediaError only when none do.
+    Decodes only what the chosen frames need where the video allows it (planned.py: the same frames as
+    decoding every frame in order), else every frame in order, and converts only the chosen frames, so
+    memory stays at a few frames whatever the video's length. `max_side` shrinks frames whose longer
+    side is larger (during the colour conversion, which costs nothing extra). A damaged video yields the
+    frames that decode and raises MediaError only when none do.
     """
     path = Path(path)
     sampling = FrameSampling.parse(sampling)
@@ -64,16 +67,53 @@ def iter_frames(path: str | Path, sampling: FrameSampling | str = FrameSampling(
 
 
 def _iter_video_frames(path: Path, sampling: FrameSampling, max_side: int | None) -> Iterator[Frame]:
+    """Planned decoding where the video allows it (the same frames for less work, see planned.py), else,
+    or from the first doubt on, every frame in order; frames already yielded are not yielded again."""
+    yielded = -1
+    if not sampling.is_all and sampling.every != 1:  # when every frame is wanted, there is nothing to plan
+        try:
+            for frame in _iter_planned_frames(path, sampling, max_side):
+                yielded = frame.index
+                yield frame
+            return
+        except Unplanned as exc:
+            log.debug("%s: decoding every frame (%s)", path, exc)
+    for frame in _iter_sequential_frames(path, sampling, max_side):
+        if frame.index > yielded:
+            yield frame
+
+
+def _iter_planned_frames(path: Path, sampling: FrameSampling, max_side: int | None,
+                         stats: dict | None = None) -> Iterator[Frame]:
     with _open_video(path) as container:
         stream = _video_stream(container, path)
         fps = _stream_fps(stream)
-        if sampling.needs_frame_count:
-            frame_count = _reliable_frame_count(path, stream, container, fps)
-            targets: Iterator[int] = iter(counted_indices(frame_count, sampling))
-        elif sampling.indices is not None:
-            targets = iter(sampling.indices)
-        else:
-            targets = _open_ended_indices(sampling, fps)
+        table = read_packet_table(path, header_frames=int(stream.frames or 0))
+        # The packet count is the frame count the sequential path would use: the header's, which the table
+        # has checked against the packets, or else the packets counted.
+        wanted = list(itertools.takewhile(lambda i: i < table.count,
+                                          _targets(sampling, lambda: table.count, fps)))
+        if not wanted:
+            raise Unplanned("no sampled frame within the stream")
+        start = stream.start_time or 0
+        for av_frame, index in decode_planned(container, stream, table, wanted, stats=stats):
+            yield _to_frame(av_frame, index, start, fps, max_side, stream)
+
+
+def _targets(sampling: FrameSampling, frame_count, fps: float | None) -> Iterator[int]:
+    """The sampled frame numbers, increasing; `frame_count` is called only by the rules that need it."""
+    if sampling.needs_frame_count:
+        return iter(counted_indices(frame_count(), sampling))
+    if sampling.indices is not None:
+        return iter(sampling.indices)
+    return _open_ended_indices(sampling, fps)
+
+
+def _iter_sequential_frames(path: Path, sampling: FrameSampling, max_side: int | None) -> Iterator[Frame]:
+    with _open_video(path) as container:
+        stream = _video_stream(container, path)
+        fps = _stream_fps(stream)
+        targets = _targets(sampling, lambda: _reliable_frame_count(path, stream, container, fps), fps)
         start = stream.start_time or 0
         decoder = _TolerantDecoder(container, stream, path)
         target = next(targets, None)
