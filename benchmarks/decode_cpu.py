@@ -66,7 +66,7 @@ def decode_once(path: Path, rule: str, planned_path: bool) -> tuple[float, list,
 
     sampling = FrameSampling.parse(rule)
     decode = video._iter_video_frames if planned_path else video._iter_sequential_frames
-    frames = decode(path, sampling, None)
+    frames = decode(path, sampling, (None, None))
     seen, elapsed = [], 0.0
     while True:
         start = time.perf_counter()
@@ -77,7 +77,7 @@ def decode_once(path: Path, rule: str, planned_path: bool) -> tuple[float, list,
         seen.append((frame.index, frame.time_s, zlib.crc32(frame.image.data)))
     stats: dict = {}
     if planned_path:
-        for _ in video._iter_planned_frames(path, sampling, 16, stats=stats):
+        for _ in video._iter_planned_frames(path, sampling, (16, None), stats=stats):
             pass
     return elapsed, seen, stats
 
@@ -120,7 +120,7 @@ def scan_table(clips: list[Path], frames: str, rounds: int) -> list[str]:
     planned = video._iter_video_frames
 
     def sequential(path, sampling, max_side):
-        return video._iter_sequential_frames(path, sampling, max_side)
+        return video._iter_sequential_frames(path, sampling, (max_side, None))
 
     configs = {"before: sequential decode, no thread": (sequential, False),
                "planned decode, no thread": (planned, False),

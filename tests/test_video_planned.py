@@ -16,12 +16,12 @@ RULES = ["32", "every:7", "fps:1", "random:20", "5"]
 
 
 def _sequential(path: Path, rule) -> list:
-    return list(video._iter_sequential_frames(Path(path), FrameSampling.parse(rule), None))
+    return list(video._iter_sequential_frames(Path(path), FrameSampling.parse(rule), (None, None)))
 
 
 def _planned(path: Path, rule, stats: dict | None = None) -> list:
     """The planned path alone: it raises Unplanned rather than hand over to the sequential one."""
-    return list(video._iter_planned_frames(Path(path), FrameSampling.parse(rule), None, stats=stats))
+    return list(video._iter_planned_frames(Path(path), FrameSampling.parse(rule), (None, None), stats=stats))
 
 
 def _assert_same(planned_frames: list, sequential_frames: list) -> None:
@@ -50,7 +50,7 @@ def test_shared_clip_frames_equal_a_sequential_decode(dfdc_videos, clip):
     union = sorted(set().union(*asked.values()))
     # One sequential decode of every frame any rule asks for is the reference (full size, fingerprinted).
     reference = {f.index: (f.time_s, _fingerprint(f.image))
-                 for f in video._iter_sequential_frames(path, FrameSampling(indices=tuple(union)), None)}
+                 for f in video._iter_sequential_frames(path, FrameSampling(indices=tuple(union)), (None, None))}
     assert sorted(reference) == union
     for rule in rules:
         stats: dict = {}

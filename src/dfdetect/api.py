@@ -25,6 +25,13 @@ UNTRAINED_WARNING = (
 )
 
 
+# Within a chunk of frames, the first is searched for faces of every size, the rest for faces down to FOLLOW_SHARE
+# of the smallest face the first had, or FOLLOW_MAX_SMALLEST px where that is smaller: MTCNN then skips the
+# pyramid levels of faces far smaller than anyone in view, most of its work on large frames. A first frame
+# without faces leaves the chunk searched for every size, so small faces are still found (and flagged).
+FOLLOW_SHARE = 0.7
+FOLLOW_MAX_SMALLEST = 80
+
 SHORT_READ_WARNING = ("only {read} of {asked} sampled frames could be read (the video is cut short or damaged); "
                       "the verdict rests on those")
 
@@ -75,6 +82,9 @@ class Detector:
         if card.crop.detect_side and self.detector_name == card.crop.detector:
             detector_options.setdefault("max_side", card.crop.detect_side)  # detect as the training crops were
         self.face_detector = create_detector(self.detector_name, device=device, **detector_options)
+        # The decoder shrinks frames for detection in its colour conversion (Frame.preview), far faster than
+        # shrinking the RGB frame.
+        self.preview_side = getattr(self.face_detector, "max_side", None)
         self.crop = card.crop.settings(card.input_size)
         self.warnings = [] if card.trained_for_deepfakes else [UNTRAINED_WARNING.format(name=card.name)]
         self.warnings += card.warnings
@@ -134,15 +144,13 @@ class Detector:
         background thread decodes the sampled frames: a chunk ahead of detection, and once an input's frames
         are all read, the next input's while this one is detected and classified (never more than one input
         with frames ahead). Close the iterator (or run it to its end) to stop the thread."""
-        from .media import iter_frames
         from .media.prefetch import FramePrefetcher
 
         items = list(items)
         paths = [Path(item) if isinstance(item, (str, Path)) else None for item in items]
         prefetch = None
         if self.options.overlap and any(path is not None for path in paths):
-            prefetch = FramePrefetcher(paths, lambda path: iter_frames(path, self.sampling),
-                                       depth=self.options.chunk_frames)
+            prefetch = FramePrefetcher(paths, self._frames_of, depth=self.options.chunk_frames)
         try:
             for i, item in enumerate(items):
                 frames = None
@@ -284,7 +292,6 @@ class Detector:
         detection order; fills timings with decode and detection seconds (decode: the time spent waiting
         for frames, which is all of the decoding unless `frames` gives them from a decoding thread)."""
         from .faces.crop import crop_face
-        from .media import iter_frames
         from .quality import measure_face
 
         chunk: list = []
@@ -293,7 +300,7 @@ class Detector:
         def detect_chunk() -> tuple[list, list, list]:
             nonlocal detect_s
             t = time.perf_counter()
-            boxes_per_frame = self.face_detector.detect([f.image for f in chunk])
+            boxes_per_frame = self._detect_faces(chunk)
             boxes_per_frame = [[b for b in boxes if self.crop.keeps(b)] for boxes in boxes_per_frame]
             pairs = [(frame, box) for frame, boxes in zip(chunk, boxes_per_frame) for box in boxes]
             crops = [crop_face(frame.image, box, self.crop) for frame, box in pairs]
@@ -309,7 +316,7 @@ class Detector:
         if isinstance(path, _InMemoryImage):
             source = path.frames()
         else:
-            source = frames() if frames is not None else iter_frames(path, self.sampling)
+            source = frames() if frames is not None else self._frames_of(path)
         for frame in source:
             decode_s += time.perf_counter() - t0
             chunk.append(frame)
@@ -320,6 +327,21 @@ class Detector:
             yield detect_chunk()
         timings["decode_s"] = round(decode_s, 3)
         timings["detect_s"] = round(detect_s, 3)
+
+    def _frames_of(self, path: Path) -> Iterator:
+        from .media import iter_frames
+
+        return iter_frames(path, self.sampling, preview_side=self.preview_side)
+
+    def _detect_faces(self, chunk: list) -> list[list]:
+        """Boxes per frame of a chunk of consecutive frames (see FOLLOW_SHARE)."""
+        images, previews = [f.image for f in chunk], [f.preview for f in chunk]
+        first = self.face_detector.detect(images[:1], previews[:1])
+        if len(chunk) == 1:
+            return first
+        sides = [min(box.width, box.height) for box in first[0]]
+        smallest = min(FOLLOW_MAX_SMALLEST, FOLLOW_SHARE * min(sides)) if sides else None
+        return first + self.face_detector.detect(images[1:], previews[1:], smallest_face=smallest)
 
     # -- classification -----------------------------------------------------------------------------------
     def predict(self, crops: Sequence[np.ndarray]) -> np.ndarray:

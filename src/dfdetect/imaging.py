@@ -28,12 +28,27 @@ def resize(image: np.ndarray, width: int, height: int, enlarge: str = "cubic") -
     old_h, old_w = image.shape[:2]
     if (old_w, old_h) == (width, height):
         return image
+    if old_h % height == 0 and old_w % width == 0 and image.dtype == np.uint8 and image.ndim in (2, 3):
+        return _reduce(image, old_w // width, old_h // height)
     out = image.astype(np.float32)
     if old_h != height:
         out = _resample_axis(out, 0, *_taps(old_h, height, enlarge))
     if old_w != width:
         out = _resample_axis(out, 1, *_taps(old_w, width, enlarge))
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    # OpenCV rounds halves up where both axes shrink by whole factors (its fixed-point path), else to even.
+    whole = old_h % height == 0 and old_w % width == 0 and old_h >= height and old_w >= width
+    out = np.floor(out + 0.5) if whole else np.rint(out)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def _reduce(image: np.ndarray, fx: int, fy: int) -> np.ndarray:
+    """Shrinking by whole factors: the mean of each fx x fy block, halves rounded up (OpenCV's INTER_AREA
+    exactly), by Pillow's reduce in C, about ten times faster than NumPy on a video frame."""
+    from PIL import Image
+
+    if image.ndim == 3 and image.shape[2] not in (3, 4):
+        return np.stack([_reduce(image[..., c], fx, fy) for c in range(image.shape[2])], axis=2)
+    return np.asarray(Image.fromarray(np.ascontiguousarray(image)).reduce((fx, fy)))
 
 
 def _resample_axis(image: np.ndarray, axis: int, index: np.ndarray, weight: np.ndarray) -> np.ndarray:

@@ -129,8 +129,14 @@ class FaceDetector(ABC):
             torch.set_num_threads(threads)
 
     @abstractmethod
-    def detect(self, images: Sequence[np.ndarray]) -> list[list[FaceBox]]:
-        """One list of boxes per image, in the image's own pixel coordinates, best (or largest) first."""
+    def detect(self, images: Sequence[np.ndarray], previews: Sequence[np.ndarray | None] | None = None,
+               smallest_face: int | None = None) -> list[list[FaceBox]]:
+        """One list of boxes per image, in the image's own pixel coordinates, best (or largest) first.
+
+        previews: the images already shrunk (e.g. by the video decoder, media.Frame.preview); one whose size
+            is what the detector would shrink its image to is used instead of shrinking it again.
+        smallest_face: a hint that faces smaller than this (pixels of the image) need not be found; detectors
+            that can search faster for larger faces only (MTCNN) do."""
 
     def detect_one(self, image: np.ndarray) -> list[FaceBox]:
         return self.detect([image])[0]
@@ -167,6 +173,16 @@ def _shrink(image: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float]
         return image, 1.0
     scale = max_side / long_side
     return resize(image, max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))), scale
+
+
+def _working_image(image: np.ndarray, preview: np.ndarray | None, max_side: int | None) -> tuple[np.ndarray, float]:
+    """_shrink's result, taken from `preview` when it already has that size."""
+    scale = _shrink_factor(image.shape, max_side)
+    if scale < 1.0 and preview is not None:
+        size = (max(1, round(image.shape[0] * scale)), max(1, round(image.shape[1] * scale)))
+        if preview.shape[:2] == size and preview.shape[2:] == image.shape[2:]:
+            return preview, scale
+    return _shrink(image, max_side)
 
 
 def _shrink_factor(shape: tuple[int, ...], max_side: int | None) -> float:
@@ -277,9 +293,12 @@ class MtcnnDetector(FaceDetector):
         else:
             super().limit_threads(threads)
 
-    def detect(self, images: Sequence[np.ndarray]) -> list[list[FaceBox]]:
+    def detect(self, images: Sequence[np.ndarray], previews: Sequence[np.ndarray | None] | None = None,
+               smallest_face: int | None = None) -> list[list[FaceBox]]:
         for image in images:
             _check_image(image)
+        previews = previews or [None] * len(images)
+        smallest_face = self.smallest_face if smallest_face is None else smallest_face
         results: list[list[FaceBox]] = [[] for _ in images]
         # MTCNN stacks a batch into one array, so only frames of one size can share a call.
         by_shape: dict[tuple[int, ...], list[int]] = defaultdict(list)
@@ -289,13 +308,13 @@ class MtcnnDetector(FaceDetector):
             scale = _shrink_factor(shape, self.max_side)
             # Faces smaller than min_face or smallest_face (original pixels) need no pyramid levels of their own.
             pyramid_min_face = max(self._PYRAMID_MIN_FACE, int(self.min_face * scale))
-            if self.smallest_face:  # at most the short side: a small image is still searched as a whole
-                smallest = min(self.smallest_face, min(shape[:2])) * scale
+            if smallest_face:  # at most the short side: a small image is still searched as a whole
+                smallest = min(smallest_face, min(shape[:2])) * scale
                 pyramid_min_face = max(pyramid_min_face, _first_level(smallest, self._factor))
             if min(shape[:2]) * scale < pyramid_min_face:
                 continue  # no face that MTCNN looks for fits (and its pyramid would be empty)
             for chunk in _chunks(indices, self.batch_size):
-                batch = np.stack([_shrink(images[i], self.max_side)[0] for i in chunk])
+                batch = np.stack([_working_image(images[i], previews[i], self.max_side)[0] for i in chunk])
                 for i, boxes in zip(chunk, self._detect_batch(batch, scale, pyramid_min_face)):
                     results[i] = [b.clipped(shape[1], shape[0]) for b in boxes]
         return results
@@ -404,14 +423,15 @@ class HaarDetector(FaceDetector):
         self.min_face = int(min_face)
         self.largest_only = largest_only
 
-    def detect(self, images: Sequence[np.ndarray]) -> list[list[FaceBox]]:
-        return [self._detect_image(image) for image in images]
+    def detect(self, images: Sequence[np.ndarray], previews: Sequence[np.ndarray | None] | None = None,
+               smallest_face: int | None = None) -> list[list[FaceBox]]:
+        return [self._detect_image(image, preview) for image, preview in zip(images, previews or [None] * len(images))]
 
-    def _detect_image(self, image: np.ndarray) -> list[FaceBox]:
+    def _detect_image(self, image: np.ndarray, preview: np.ndarray | None = None) -> list[FaceBox]:
         import cv2
 
         _check_image(image)
-        small, scale = _shrink(image, self.max_side)
+        small, scale = _working_image(image, preview, self.max_side)
         gray = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY))
         min_side = max(1, math.ceil(self.min_face * scale))
         rects = self._cascade.detectMultiScale(

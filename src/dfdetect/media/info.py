@@ -27,3 +27,5 @@ class Frame:
     index: int
     time_s: float
     image: np.ndarray              # RGB uint8, upright
+    # The same frame shrunk to the preview side iter_frames was asked for (None: not asked, or not larger).
+    preview: np.ndarray | None = None

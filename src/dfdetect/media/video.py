@@ -49,41 +49,44 @@ def _probe_video(path: Path) -> MediaInfo:
 
 
 def iter_frames(path: str | Path, sampling: FrameSampling | str = FrameSampling(),
-                max_side: int | None = None) -> Iterator[Frame]:
+                max_side: int | None = None, preview_side: int | None = None) -> Iterator[Frame]:
     """Stream the sampled frames of a video (or an image as one frame), upright RGB uint8.
 
     Decodes only what the chosen frames need where the video allows it (planned.py: the same frames as
     decoding every frame in order), else every frame in order, and converts only the chosen frames, so
     memory stays at a few frames whatever the video's length. `max_side` shrinks frames whose longer
-    side is larger (during the colour conversion, which costs nothing extra). A damaged video yields the
-    frames that decode and raises MediaError only when none do.
+    side is larger (during the colour conversion, which costs nothing extra). `preview_side` adds to each
+    frame larger than that its `preview`, shrunk to it (face detection works on it; made here, it is made
+    in the decoding thread where the scan has one). A damaged video yields the frames
+    that decode and raises MediaError only when none do.
     """
     path = Path(path)
     sampling = FrameSampling.parse(sampling)
     # Checked now rather than at the first frame, so a missing or wrong file fails where it is named.
     if sniff_kind(path) == "image":
-        return iter([Frame(index=0, time_s=0.0, image=_shrink(read_image(path), max_side))])
-    return _iter_video_frames(path, sampling, max_side)
+        image = _shrink(read_image(path), max_side)
+        return iter([Frame(index=0, time_s=0.0, image=image, preview=_preview_of(image, preview_side))])
+    return _iter_video_frames(path, sampling, (max_side, preview_side))
 
 
-def _iter_video_frames(path: Path, sampling: FrameSampling, max_side: int | None) -> Iterator[Frame]:
+def _iter_video_frames(path: Path, sampling: FrameSampling, sides: tuple) -> Iterator[Frame]:
     """Planned decoding where the video allows it (the same frames for less work, see planned.py), else,
     or from the first doubt on, every frame in order; frames already yielded are not yielded again."""
     yielded = -1
     if not sampling.is_all and sampling.every != 1:  # when every frame is wanted, there is nothing to plan
         try:
-            for frame in _iter_planned_frames(path, sampling, max_side):
+            for frame in _iter_planned_frames(path, sampling, sides):
                 yielded = frame.index
                 yield frame
             return
         except Unplanned as exc:
             log.debug("%s: decoding every frame (%s)", path, exc)
-    for frame in _iter_sequential_frames(path, sampling, max_side):
+    for frame in _iter_sequential_frames(path, sampling, sides):
         if frame.index > yielded:
             yield frame
 
 
-def _iter_planned_frames(path: Path, sampling: FrameSampling, max_side: int | None,
+def _iter_planned_frames(path: Path, sampling: FrameSampling, sides: tuple = (None, None),
                          stats: dict | None = None) -> Iterator[Frame]:
     with _open_video(path) as container:
         stream = _video_stream(container, path)
@@ -97,7 +100,7 @@ def _iter_planned_frames(path: Path, sampling: FrameSampling, max_side: int | No
             raise Unplanned("no sampled frame within the stream")
         start = stream.start_time or 0
         for av_frame, index in decode_planned(container, stream, table, wanted, stats=stats):
-            yield _to_frame(av_frame, index, start, fps, max_side, stream)
+            yield _to_frame(av_frame, index, start, fps, sides, stream)
 
 
 def _targets(sampling: FrameSampling, frame_count, fps: float | None) -> Iterator[int]:
@@ -109,7 +112,7 @@ def _targets(sampling: FrameSampling, frame_count, fps: float | None) -> Iterato
     return _open_ended_indices(sampling, fps)
 
 
-def _iter_sequential_frames(path: Path, sampling: FrameSampling, max_side: int | None) -> Iterator[Frame]:
+def _iter_sequential_frames(path: Path, sampling: FrameSampling, sides: tuple = (None, None)) -> Iterator[Frame]:
     with _open_video(path) as container:
         stream = _video_stream(container, path)
         fps = _stream_fps(stream)
@@ -124,7 +127,7 @@ def _iter_sequential_frames(path: Path, sampling: FrameSampling, max_side: int |
             if index < target:
                 last_unused = (index, av_frame)
                 continue
-            yield _to_frame(av_frame, index, start, fps, max_side, stream)
+            yield _to_frame(av_frame, index, start, fps, sides, stream)
             last_unused = None
             while target is not None and target <= index:  # targets lost in a damaged stretch are skipped
                 target = next(targets, None)
@@ -135,7 +138,7 @@ def _iter_sequential_frames(path: Path, sampling: FrameSampling, max_side: int |
         if target is not None and last_unused is not None and sampling.count is not None:
             # The frame count overstated the video (damage, or an estimate): the last real frame stands in
             # for the samples that lay beyond the end.
-            yield _to_frame(last_unused[1], last_unused[0], start, fps, max_side, stream)
+            yield _to_frame(last_unused[1], last_unused[0], start, fps, sides, stream)
 
 
 def _next_index(previous: int, av_frame, start_pts: int, fps: float | None, resync: bool) -> int:
@@ -147,21 +150,38 @@ def _next_index(previous: int, av_frame, start_pts: int, fps: float | None, resy
     return previous + 1
 
 
-def _to_frame(av_frame, index: int, start_pts: int, fps: float | None, max_side: int | None, stream) -> Frame:
+def _to_frame(av_frame, index: int, start_pts: int, fps: float | None, sides: tuple, stream) -> Frame:
+    """`sides`: (max_side, preview_side), as iter_frames takes them."""
+    max_side, preview_side = sides
+    rotation = _rotation_of(av_frame, stream)
+    image = _rgb(av_frame, max_side, rotation)
+    # Shrunk from the RGB frame as the detector would shrink it (the decoder's own scaler gives other pixels,
+    # enough to move MTCNN's boxes), but here, in the decoding thread where there is one.
+    preview = _preview_of(image, preview_side)
+    if av_frame.pts is not None and av_frame.time_base is not None:
+        time_s = float((av_frame.pts - start_pts) * av_frame.time_base)
+    else:
+        time_s = index / fps if fps else 0.0
+    return Frame(index=index, time_s=max(0.0, time_s), image=image, preview=preview)
+
+
+def _rgb(av_frame, max_side: int | None, rotation: int) -> np.ndarray:
+    """The decoded frame as upright RGB, shrunk to `max_side` in the colour conversion."""
     width, height = _fit(av_frame.width, av_frame.height, max_side)
     if (width, height) == (av_frame.width, av_frame.height):
         image = av_frame.to_ndarray(format="rgb24")
     else:
         # AREA averages the pixels a shrunk pixel covers: no aliasing on faces shrunk several-fold.
         image = av_frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="AREA")
-    rotation = _rotation_of(av_frame, stream)
     if rotation:
         image = np.ascontiguousarray(np.rot90(image, k=-rotation // 90))
-    if av_frame.pts is not None and av_frame.time_base is not None:
-        time_s = float((av_frame.pts - start_pts) * av_frame.time_base)
-    else:
-        time_s = index / fps if fps else 0.0
-    return Frame(index=index, time_s=max(0.0, time_s), image=image)
+    return image
+
+
+def _preview_of(image: np.ndarray, preview_side: int | None) -> np.ndarray | None:
+    if not preview_side or max(image.shape[:2]) <= preview_side:
+        return None
+    return _shrink(image, preview_side)
 
 
 class _TolerantDecoder:
