@@ -78,8 +78,10 @@ def test_the_bundled_model_has_an_onnx_twin_with_the_checkpoints_scores(dfdc_fac
     torch_backend, card = load_backend(resolve("default")[0], "cpu")  # the .safetensors named outright
     assert isinstance(twin, OnnxBackend) and isinstance(torch_backend, TorchBackend)
     assert twin.checkpoint == resolve("default")[0].with_suffix("")
-    assert twin_card.exported_from_sha256 == card.weights_sha256
-    assert (twin_card.name, twin_card.threshold, twin_card.temperature, twin_card.crop) == \
+    assert twin_card == card  # the checkpoint's card: results name the model as the PyTorch path does
+    _, embedded = load_backend(resolve("default")[0].with_suffix(".onnx"), "cpu")
+    assert embedded.exported_from_sha256 == card.weights_sha256
+    assert (embedded.name, embedded.threshold, embedded.temperature, embedded.crop) == \
         (card.name, card.threshold, card.temperature, card.crop)
     crops = [letterbox(np.asarray(Image.open(p).convert("RGB")), card.input_size)
              for p in sorted(dfdc_faces.rglob("*.jpg"))[:40]]

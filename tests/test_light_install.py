@@ -69,3 +69,18 @@ def test_what_the_light_install_lacks_is_one_line(light_venv, tmp_path, astronau
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and f"dfdetect[{extra}]" in lines[0], done.stderr
+
+
+@pytest.mark.slow
+def test_the_light_install_scans_a_shared_clip_as_the_full_install_does(light_venv, tmp_path, dfdc_videos):
+    """Same verdict and p(fake) as the full install's PyTorch checkpoint (the ONNX twin and the ONNX MTCNN)."""
+    import json
+
+    from dfdetect import Detector
+    from dfdetect.models.checkpoint import resolve
+
+    done = _run(light_venv, "scan", str(dfdc_videos[2]), "--json", "clip.json", "--quiet", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    light = json.loads((tmp_path / "clip.json").read_text())["results"][0]
+    full = Detector.load(resolve("default")[0], device="cpu", detector_options={"engine": "torch"}).scan(dfdc_videos[2])
+    assert light["verdict"] == full.verdict and abs(light["probability"] - full.probability) < 0.02

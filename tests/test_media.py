@@ -585,7 +585,8 @@ def test_sample_video(tmp_path, monkeypatch):
     # The package ships the clip it makes; a copy of the package without it makes one in the cache.
     assert samples.sample_video_path() == samples.SHIPPED_CLIP
     shipped = [f.image for f in iter_frames(samples.SHIPPED_CLIP, "3")]
-    assert all(_mean_diff(a, b) < 1.0 for a, b in zip(shipped, (f.image for f in iter_frames(path, "3"))))
+    diffs = [_mean_diff(a, b) for a, b in zip(shipped, (f.image for f in iter_frames(path, "3")))]
+    assert len(diffs) == 3 and max(diffs) < 3.0, diffs  # encoder noise: 0 to 1.2 grey levels
     monkeypatch.setattr(samples, "SHIPPED_CLIP", tmp_path / "missing.mp4")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     cached = samples.sample_video_path()

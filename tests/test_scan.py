@@ -227,7 +227,7 @@ def test_wrong_model_is_one_clear_error(astronaut, tmp_path, capsys):
 
 
 def test_an_unexpected_failure_is_an_error_item_not_a_crash(detector, sample_clip, monkeypatch):
-    def broken(images):
+    def broken(images, *hints, **options):
         raise RuntimeError("CUDA out of memory")
 
     monkeypatch.setattr(detector.face_detector, "detect", broken)

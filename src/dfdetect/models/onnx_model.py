@@ -33,7 +33,8 @@ def load_onnx(path: str | Path, device: str = "cpu", threads: int | None = None)
 
 def onnx_twin(model: str | Path, device: str = "cpu", threads: int | None = None):
     """(OnnxBackend, card) of `<stem>.onnx` beside a checkpoint named by bundled name or stem, when that file
-    carries the same weights (its card records the checkpoint's weight hash); None otherwise."""
+    carries the same weights (its card records the checkpoint's weight hash); None otherwise. The card is the
+    checkpoint's, so that results name the model (and its weights' hash) as the PyTorch path does."""
     from .checkpoint import load_card, resolve
 
     if str(model).lower().endswith(".safetensors"):
@@ -43,11 +44,12 @@ def onnx_twin(model: str | Path, device: str = "cpu", threads: int | None = None
         twin = weights.with_suffix(".onnx")
         if not twin.is_file():
             return None
-        recorded = load_card(model).weights_sha256
+        checkpoint_card = load_card(model)
         backend, card = load_onnx(twin, device, threads)
     except CheckpointError:
         return None
-    return (backend, card) if recorded and card.exported_from_sha256 == recorded else None
+    recorded = checkpoint_card.weights_sha256
+    return (backend, checkpoint_card) if recorded and card.exported_from_sha256 == recorded else None
 
 
 def _session(path: Path, device: str, threads: int | None):
