@@ -86,8 +86,7 @@ class Detector:
         if card.crop.detect_side and self.detector_name == card.crop.detector:
             detector_options.setdefault("max_side", card.crop.detect_side)  # detect as the training crops were
         self.face_detector = create_detector(self.detector_name, device=device, **detector_options)
-        # The decoder shrinks frames for detection in its colour conversion (Frame.preview), far faster than
-        # shrinking the RGB frame.
+        # Frames come shrunk for detection (Frame.preview) from the decoding thread, which then does that work.
         self.preview_side = getattr(self.face_detector, "max_side", None)
         self.crop = card.crop.settings(card.input_size)
         self.warnings = [] if card.trained_for_deepfakes else [UNTRAINED_WARNING.format(name=card.name)]
