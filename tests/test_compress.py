@@ -155,7 +155,9 @@ def test_int8_and_fp16_agree_with_float_within_tolerance(default_onnx, crop_mani
     reference, card = load_backend(default_onnx)
     test_crops = _crops(crop_manifest, "test", 32)
     _, done = quantize(default_onnx, tmp_path / "int8.onnx", card, "static", _crops(crop_manifest, "val", 32))
-    assert done["mode"] == "static" and "fallback" not in done
+    assert done["mode"] == "static" and done["format"] == "qoperator" and "fallback" not in done
+    with pytest.raises(ConfigError, match="format"):
+        quantize(default_onnx, tmp_path / "other.onnx", card, "static", [], format="qlinear")
     int8, int8_card = load_backend(tmp_path / "int8.onnx")
     assert int8_card.weights_dtype == "int8"
     assert (tmp_path / "int8.onnx").stat().st_size < default_onnx.stat().st_size / 3

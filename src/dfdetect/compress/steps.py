@@ -242,7 +242,7 @@ def export_step(stage: Stage, ctx: Context, *, stem: Path, opset: int = 17, chec
 
 @STEPS.register("quantize")
 def quantize_step(stage: Stage, ctx: Context, *, stem: Path, mode: str = "static", crops: int = 128,
-                  method: str = "percentile", check: int = 256) -> Stage:
+                  method: str = "percentile", check: int = 256, format: str = "qoperator") -> Stage:
     """int8 (static: calibrated on real crops; dynamic), fp16 or fp16-weights (stored in half precision, run in
     float32) ONNX; agreement with the float model measured."""
     from ..models.predict import load_backend
@@ -260,7 +260,7 @@ def quantize_step(stage: Stage, ctx: Context, *, stem: Path, mode: str = "static
         calibration = None
         if mode == "static":
             calibration = crop_images(ctx.rows("val", crops, seed=2), stage.card)
-        card, done = quantize(source, path, stage.card, mode, calibration, method)
+        card, done = quantize(source, path, stage.card, mode, calibration, method, format)
         record = {**done, "size_mb": round(path.stat().st_size / 1e6, 3)}
         if check and ctx.manifest is not None:
             record.update(_check(load_backend(source)[0], load_backend(path)[0], card, ctx, check))
