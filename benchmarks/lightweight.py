@@ -77,7 +77,7 @@ def main() -> int:
             (f"Lite0 pruned {a.ratio:.0%} + KD", pruned_kd), ("Lite0 int8 (ONNX, percentile calibration)", int8),
             ("Lite0 int8 (ONNX, min-max calibration)", int8_minmax),
             ("Lite0 fp16 (ONNX)", fp16), ("Lite0 fp32 (ONNX)", w / "int8" / "01-export.onnx"),
-            (f"Lite0 pruned + KD, int8 (ONNX)", kd_int8)]
+            ("Lite0 pruned + KD, int8 (ONNX)", kd_int8)]
     uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     bench = ["dfdetect", "bench-model", *[f"{label}={model}" for label, model in rows], "--manifest", m,
              "--split", "test", "--threads", str(a.threads), "--runs", str(a.runs), "--warmup", str(a.warmup),

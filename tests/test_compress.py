@@ -246,10 +246,13 @@ def test_compress_command_exports_and_quantises_with_a_card_per_step(crop_manife
     capsys.readouterr()
     assert main(args) == 2  # a result never replaces a file
     assert "already exists" in capsys.readouterr().err
-    assert main(["bench-model", f"int8={out / '02-quantize.onnx'}", "default", "--runs", "1", "--warmup", "0",
-                 "--batch", "2", "--threads", "1", "--out", str(tmp_path / "t.md")]) == 0
+    from dfdetect.models import resolve
+
+    assert main(["bench-model", f"int8={out / '02-quantize.onnx'}", "default", f"eager={resolve('default')[0]}",
+                 "--runs", "1", "--warmup", "0", "--batch", "2", "--threads", "1", "--out", str(tmp_path / "t.md")]) == 0
     table = (tmp_path / "t.md").read_text()
-    assert "| int8 | onnxruntime | int8 |" in table and "| default | pytorch | float32 |" in table
+    assert "| int8 | onnxruntime | int8 |" in table and "| eager | pytorch | float32 |" in table
+    assert "| default | onnxruntime | float16 | 3.37 | 6.98 | 373 |" in table  # the ONNX twin, its size, MACs counted
 
 
 def test_static_int8_falls_back_to_dynamic_and_says_so(default_onnx, tmp_path, monkeypatch, capsys):

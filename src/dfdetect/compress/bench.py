@@ -41,17 +41,18 @@ def measure(model: str, *, threads: int, batch: int = 32, runs: int = 10, warmup
     """Figures of one model; `rows` (manifest rows of crops with labels) adds AUC, accuracy and log loss."""
     import torch
 
-    from ..models.predict import is_onnx, load_backend
+    from ..models.predict import OnnxBackend, load_backend
     from .data import crop_images
 
     torch.set_num_threads(threads)
     backend, card = load_backend(model, "cpu", threads=threads)
+    on_onnx = isinstance(backend, OnnxBackend)  # an .onnx file, or a checkpoint's ONNX twin
     crops = crop_images(rows.head(batch), card) if rows is not None else _astronaut_batch(card, batch)
     times = _latencies(backend, card, crops, runs, warmup)
     figures = ModelFigures(
-        model=str(model), arch=card.arch, runtime="onnxruntime" if is_onnx(model) else "pytorch",
-        dtype=card.weights_dtype if is_onnx(model) else "float32", params=card.params,
-        size_mb=round(_file_size(model) / 1e6, 2), macs=_macs(backend, card),
+        model=str(model), arch=card.arch, runtime="onnxruntime" if on_onnx else "pytorch",
+        dtype=card.weights_dtype if on_onnx else "float32", params=card.params,
+        size_mb=round(_file_size(model, backend) / 1e6, 2), macs=_macs(backend, card),
         latency_s=round(statistics.median(times), 4),
         latency_spread_s=(round(min(times), 4), round(max(times), 4)), threads=threads,
     )
@@ -88,19 +89,29 @@ def _with_metrics(figures: ModelFigures, backend, card, rows, batch: int, worker
     return figures
 
 
-def _file_size(model: str) -> int:
+def _file_size(model: str, backend) -> int:
+    """Of the file that runs: an .onnx, a checkpoint's weights, or the ONNX twin that stands in for them."""
     from ..models import resolve
     from ..models.predict import is_onnx
 
-    return Path(model).stat().st_size if is_onnx(model) else resolve(model)[0].stat().st_size
+    if is_onnx(model):
+        return Path(model).stat().st_size
+    twin = getattr(backend, "checkpoint", None)
+    return (twin.with_suffix(".onnx") if twin is not None else resolve(model)[0]).stat().st_size
 
 
 def _macs(backend, card) -> int | None:
-    """Counted on a PyTorch model; an exported one reports what its card recorded before export."""
-    if hasattr(backend, "model"):
+    """Counted on a PyTorch model (an ONNX twin's checkpoint); an exported one reports what its card recorded
+    before export."""
+    model = getattr(backend, "model", None)
+    if model is None and getattr(backend, "checkpoint", None) is not None:
+        from ..models import load_checkpoint
+
+        model = load_checkpoint(backend.checkpoint)[0]
+    if model is not None:
         from .prune import count_macs_params
 
-        return count_macs_params(backend.model, card.input_size)[0]
+        return count_macs_params(model, card.input_size)[0]
     recorded = [step["macs"] for step in card.compression if "macs" in step]
     return recorded[-1] if recorded else None
 
