@@ -1,6 +1,6 @@
 """The few image operations the scan needs (resize, grey, Laplacian), in NumPy.
 
-The scan runs without OpenCV, whose wheel (160 MB with its own FFmpeg and OpenBLAS) would be most of a light
+The scan runs without OpenCV, whose wheel (it carries its own FFmpeg and OpenBLAS) would be most of a light
 install. The resampling follows OpenCV's definitions (INTER_AREA, INTER_LINEAR, INTER_CUBIC: pixel centres at
 +0.5, replicated borders, cubic a = -0.75) so that crops match those the models were trained on to within one
 grey level, and every caller resizes through here, so training crops and scan crops are one procedure.
@@ -16,6 +16,22 @@ import numpy as np
 # interpolates with the named filter.
 ENLARGE_FILTERS = ("cubic", "linear")
 _CUBIC_A = -0.75
+
+
+def fit_within(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+    """The size an image of width x height is shrunk to so that its long side is at most `max_side` (aspect
+    kept; unchanged when it fits or max_side is None). Decoding and detection shrink by this one rule, so
+    that a frame the decoder shrank is the one the detector would have made."""
+    if not max_side or max(width, height) <= max_side:
+        return width, height
+    scale = max_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def shrink_within(image: np.ndarray, max_side: int | None) -> np.ndarray:
+    """`image` shrunk by fit_within (the same array when it fits)."""
+    width, height = fit_within(image.shape[1], image.shape[0], max_side)
+    return resize(image, width, height)
 
 
 def resize(image: np.ndarray, width: int, height: int, enlarge: str = "cubic") -> np.ndarray:

@@ -166,21 +166,19 @@ def _check_image(image: np.ndarray) -> None:
 
 def _shrink(image: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float]:
     """Image scaled down so that its long side is at most max_side, with the factor used (1.0 when untouched)."""
-    from ..imaging import resize
+    from ..imaging import shrink_within
 
-    long_side = max(image.shape[:2])
-    if not max_side or long_side <= max_side:
-        return image, 1.0
-    scale = max_side / long_side
-    return resize(image, max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))), scale
+    return shrink_within(image, max_side), _shrink_factor(image.shape, max_side)
 
 
 def _working_image(image: np.ndarray, preview: np.ndarray | None, max_side: int | None) -> tuple[np.ndarray, float]:
     """_shrink's result, taken from `preview` when it already has that size."""
+    from ..imaging import fit_within
+
     scale = _shrink_factor(image.shape, max_side)
     if scale < 1.0 and preview is not None:
-        size = (max(1, round(image.shape[0] * scale)), max(1, round(image.shape[1] * scale)))
-        if preview.shape[:2] == size and preview.shape[2:] == image.shape[2:]:
+        width, height = fit_within(image.shape[1], image.shape[0], max_side)
+        if preview.shape == (height, width) + image.shape[2:]:
             return preview, scale
     return _shrink(image, max_side)
 

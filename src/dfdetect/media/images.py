@@ -120,18 +120,3 @@ def _exif_orientation(im) -> int:
         return 1
 
 
-def _fit(width: int, height: int, max_side: int | None) -> tuple[int, int]:
-    if not max_side or max(width, height) <= max_side:
-        return width, height
-    scale = max_side / max(width, height)
-    return max(1, round(width * scale)), max(1, round(height * scale))
-
-
-def _shrink(image: np.ndarray, max_side: int | None) -> np.ndarray:
-    height, width = image.shape[:2]
-    new_width, new_height = _fit(width, height, max_side)
-    if (new_width, new_height) == (width, height):
-        return image
-    from ..imaging import resize
-
-    return resize(image, new_width, new_height)

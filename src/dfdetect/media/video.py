@@ -11,7 +11,8 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import MediaError
-from .images import _fit, _probe_image, _shrink, read_image
+from ..imaging import fit_within, shrink_within
+from .images import _probe_image, read_image
 from .info import Frame, MediaInfo
 from .planned import Unplanned, decode_planned, read_packet_table
 from .sampling import FrameSampling, _open_ended_indices, counted_indices
@@ -64,7 +65,7 @@ def iter_frames(path: str | Path, sampling: FrameSampling | str = FrameSampling(
     sampling = FrameSampling.parse(sampling)
     # Checked now rather than at the first frame, so a missing or wrong file fails where it is named.
     if sniff_kind(path) == "image":
-        image = _shrink(read_image(path), max_side)
+        image = shrink_within(read_image(path), max_side)
         return iter([Frame(index=0, time_s=0.0, image=image, preview=_preview_of(image, preview_side))])
     return _iter_video_frames(path, sampling, (max_side, preview_side))
 
@@ -167,7 +168,7 @@ def _to_frame(av_frame, index: int, start_pts: int, fps: float | None, sides: tu
 
 def _rgb(av_frame, max_side: int | None, rotation: int) -> np.ndarray:
     """The decoded frame as upright RGB, shrunk to `max_side` in the colour conversion."""
-    width, height = _fit(av_frame.width, av_frame.height, max_side)
+    width, height = fit_within(av_frame.width, av_frame.height, max_side)
     if (width, height) == (av_frame.width, av_frame.height):
         image = av_frame.to_ndarray(format="rgb24")
     else:
@@ -181,7 +182,7 @@ def _rgb(av_frame, max_side: int | None, rotation: int) -> np.ndarray:
 def _preview_of(image: np.ndarray, preview_side: int | None) -> np.ndarray | None:
     if not preview_side or max(image.shape[:2]) <= preview_side:
         return None
-    return _shrink(image, preview_side)
+    return shrink_within(image, preview_side)
 
 
 class _TolerantDecoder:
