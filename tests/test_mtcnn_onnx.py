@@ -200,8 +200,7 @@ def test_the_onnx_cascade_runs_with_torch_blocked(without_torch):
 
 
 def test_the_default_mtcnn_detector_runs_on_the_cpu_with_torch_blocked(without_torch):
-    if isinstance(without_torch["detector"], str):
-        pytest.skip(without_torch["detector"] + "; devices.py resolves 'cpu' without torch on another branch")
+    assert not isinstance(without_torch["detector"], str), without_torch["detector"]  # "cpu" resolves without torch
 
     assert without_torch["detector"] == ["onnx", False, 1, 5]
     assert without_torch["torch_modules"] == []

@@ -23,13 +23,13 @@ def resolve_device(device: str | None) -> str:
     """"auto" (or nothing) -> "cuda" when a GPU is usable, else "cpu"; an explicit CUDA device must exist.
     Without PyTorch (the light install runs on ONNX Runtime's CPU backend) "auto" is the CPU."""
     device = check_device_name(device)
-    try:
-        import torch
-    except ImportError:
+    if not torch_available():
         if device in ("auto", "cpu"):
             return "cpu"
         raise ConfigError(f"device {device!r} needs PyTorch, which this install leaves out: "
-                          "pip install 'dfdetect[train]' (or use --device cpu)") from None
+                          "pip install 'dfdetect[train]' (or use --device cpu)")
+    import torch
+
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -50,11 +50,19 @@ def device_option(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def limit_torch_threads(threads: int) -> None:
-    """Bound torch's CPU threads in this process, where torch is installed (the light install has none)."""
+def torch_available() -> bool:
+    """Whether PyTorch is installed (the light install runs on ONNX Runtime without it); imports nothing."""
     import importlib.util
 
-    if importlib.util.find_spec("torch") is not None:
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except ImportError:  # an import hook that refuses torch
+        return False
+
+
+def limit_torch_threads(threads: int) -> None:
+    """Bound torch's CPU threads in this process, where torch is installed."""
+    if torch_available():
         import torch
 
         torch.set_num_threads(max(1, threads))

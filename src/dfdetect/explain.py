@@ -89,15 +89,8 @@ class GradCam:
         # checkpoint an ONNX twin stands in for.
         self.model = getattr(detector.model, "model", detector.model)
         self.card, self.device = detector.card, detector.device
-        checkpoint = getattr(detector.model, "checkpoint", None)
-        if checkpoint is not None:
-            from .models.checkpoint import load_checkpoint
-            from .models.predict import torch_available
-
-            if not torch_available():
-                raise DfdetectError("Grad-CAM heat maps need PyTorch, which this install leaves out: "
-                                    "pip install 'dfdetect[train]'")
-            self.model, _ = load_checkpoint(checkpoint, device=self.device)
+        if getattr(detector.model, "checkpoint", None) is not None:
+            self.model = detector.model.torch_module()
         if not hasattr(self.model, "backbone"):
             raise DfdetectError(f"Grad-CAM needs a PyTorch model; {self.card.name} runs on {type(self.model).__name__}")
         if not hasattr(self.model.backbone, "forward_head"):

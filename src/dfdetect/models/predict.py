@@ -75,6 +75,23 @@ class OnnxBackend(Backend):
         self.device = device
         self.input_name = session.get_inputs()[0].name
         self.checkpoint = checkpoint  # the PyTorch checkpoint this file is the twin of (Grad-CAM needs it)
+        self._torch_module = None
+
+    def torch_module(self):
+        """The twin's checkpoint as a torch module (loaded once), for what needs gradients (Grad-CAM)."""
+        from ..devices import torch_available
+        from ..errors import DfdetectError
+
+        if self.checkpoint is None:
+            raise DfdetectError("this ONNX model is no checkpoint's twin: Grad-CAM needs a PyTorch model")
+        if not torch_available():
+            raise DfdetectError("Grad-CAM heat maps need PyTorch, which this install leaves out: "
+                                "pip install 'dfdetect[train]'")
+        if self._torch_module is None:
+            from .checkpoint import load_checkpoint
+
+            self._torch_module, _ = load_checkpoint(self.checkpoint)
+        return self._torch_module
 
     def fake_logits(self, batch) -> np.ndarray:
         x = batch.numpy() if hasattr(batch, "numpy") else np.asarray(batch)
@@ -86,12 +103,6 @@ def is_onnx(model) -> bool:
     return str(model).lower().endswith(".onnx")
 
 
-def torch_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("torch") is not None
-
-
 def load_backend(model: str | Path = "default", device: str = "cpu", *, channels_last: bool = False,
                  threads: int | None = None) -> tuple[Backend, "ModelCard"]:
     """(backend, model card) for an .onnx file (ONNX Runtime) or a checkpoint (name, stem or .safetensors).
@@ -100,6 +111,7 @@ def load_backend(model: str | Path = "default", device: str = "cpu", *, channels
     have) runs on ONNX Runtime on the CPU, where it is several times faster, and wherever PyTorch is not
     installed; on a GPU it runs in PyTorch. Name the .safetensors file to insist on PyTorch.
     `threads` bounds ONNX Runtime's intra-op threads (None: its default)."""
+    from ..devices import torch_available
     from .onnx_model import load_onnx, onnx_twin
 
     if is_onnx(model):
