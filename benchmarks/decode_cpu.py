@@ -27,7 +27,7 @@ import zlib
 from datetime import date
 from pathlib import Path
 
-from machine import describe_machine  # benchmarks/machine.py, beside this script
+from machine import describe_machine, publish  # benchmarks/machine.py, beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 CLIPS = REPO.parent / "shared" / "data" / "dfdc-videos" / "videos"
@@ -200,10 +200,7 @@ def main() -> None:
                  f"(fastest and median of {args.scan_rounds} alternating rounds)", ""]
         body += scan_table(clips[:3], args.scan_frames, args.scan_rounds)
     lines += [f"`uptime` after: {uptime()} ({time.perf_counter() - started:.0f} s in all)"] + body
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

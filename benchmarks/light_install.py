@@ -12,7 +12,6 @@ benchmarks/results/light_install.md.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe_machine  # noqa: E402
+from machine import describe_machine, publish  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -110,8 +109,7 @@ def main() -> int:
     if full.is_dir():
         lines += ["", f"The full install (`bash install.sh`: PyTorch with its CUDA libraries, OpenCV, training, "
                       f"server and test tools) is {du_mb(full) / 1000:.1f} GB on disk ({full.name})."]
-    Path(args.out).write_text("\n".join(lines) + "\n")
-    print(Path(args.out).read_text())
+    publish(lines, args.out)
     return 0 if all(r.get("ok") for r in rows) else 1
 
 

@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe_machine  # noqa: E402
+from machine import describe_machine, publish  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CLIPS = REPO.parent / "shared" / "data" / "dfdc-videos" / "videos"
@@ -130,8 +130,7 @@ def main() -> int:
         t = verdicts["light"][clip.name][2]
         lines.append(f"| {clip.name} | {t.get('decode_s', 0):.2f} | {t.get('detect_s', 0):.2f} | "
                      f"{t.get('classify_s', 0):.2f} | {t.get('total_s', 0):.2f} |")
-    Path(args.out).write_text("\n".join(lines) + "\n")
-    print(Path(args.out).read_text())
+    publish(lines, args.out)
     return 0
 
 

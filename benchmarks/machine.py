@@ -7,6 +7,15 @@ import platform
 from pathlib import Path
 
 
+def publish(lines: list[str], out: str | None) -> str:
+    """A benchmark's report: printed, and written to `out` when given."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if out:
+        Path(out).write_text(text)
+    return text
+
+
 def describe_machine() -> str:
     try:
         import torch

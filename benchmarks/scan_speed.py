@@ -10,7 +10,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from machine import describe_machine  # benchmarks/machine.py, beside this script
+from machine import describe_machine, publish  # benchmarks/machine.py, beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 CLIPS = REPO.parent / "shared" / "data" / "dfdc-videos" / "videos"
@@ -49,10 +49,7 @@ def main() -> None:
                      f"{t['classify_s']:.2f} | {t['total_s']:.2f} |")
     mean_total = sum(t["total_s"] for *_, t in rows) / max(1, len(rows))
     lines += ["", f"Mean per clip: {mean_total:.2f} s"]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import requests
 
-from machine import describe_machine  # benchmarks/machine.py, beside this script
+from machine import describe_machine, publish  # benchmarks/machine.py, beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -147,10 +147,7 @@ def main() -> None:
     mismatched = sorted({m for *_, c in rows for m in c["mismatches"]})
     if mismatched:
         lines.append("Results that differ from the CLI's: " + ", ".join(mismatched))
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

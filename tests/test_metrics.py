@@ -122,14 +122,19 @@ def test_bad_inputs_are_refused():
         M.compute_metrics([0, 2], [0.5, 0.5])
 
 
-def test_library_metrics_agree_with_counting_pairs_and_the_formula():
-    """The metrics come from scikit-learn; these are the definitions, computed the slow way."""
-    rng = np.random.default_rng(11)
-    for _ in range(10):
-        n = int(rng.integers(5, 120))
+def _labels_and_scores(seed: int, trials: int, max_n: int, decimals: int):
+    """Random labels (both classes present) and scores rounded to `decimals`, so that many tie."""
+    rng = np.random.default_rng(seed)
+    for _ in range(trials):
+        n = int(rng.integers(5, max_n))
         y = rng.integers(0, 2, n)
         y[:2] = [0, 1]
-        p = np.round(rng.random(n), 1)  # many ties
+        yield y, np.round(rng.random(n), decimals)
+
+
+def test_library_metrics_agree_with_counting_pairs_and_the_formula():
+    """The metrics come from scikit-learn; these are the definitions, computed the slow way."""
+    for y, p in _labels_and_scores(11, trials=10, max_n=120, decimals=1):
         fakes, reals = p[y == 1], p[y == 0]
         pairs = (fakes[:, None] > reals[None, :]).sum() + 0.5 * (fakes[:, None] == reals[None, :]).sum()
         assert M.roc_auc(y, p) == pytest.approx(pairs / (len(fakes) * len(reals)), abs=1e-12)
@@ -144,12 +149,7 @@ def test_agrees_with_sklearn_on_random_scores_with_ties():
     from scipy.optimize import brentq
     from sklearn import metrics as sk
 
-    rng = np.random.default_rng(7)
-    for _ in range(25):
-        n = int(rng.integers(5, 300))
-        y = rng.integers(0, 2, n)
-        y[:2] = [0, 1]
-        p = np.round(rng.random(n), 2)  # rounding makes many ties
+    for y, p in _labels_and_scores(7, trials=25, max_n=300, decimals=2):
         p_inner = np.clip(p, 0.01, 0.99)
         assert M.roc_auc(y, p) == pytest.approx(sk.roc_auc_score(y, p), abs=1e-12)
         fpr, tpr, thr = M.roc_curve(y, p)
