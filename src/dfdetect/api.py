@@ -30,8 +30,8 @@ UNTRAINED_WARNING = (
 # smaller: MTCNN then skips the pyramid levels of faces far smaller than anyone in view, most of its work on large
 # frames, and larger faces come out exactly as from a full search. A full search that finds no face leaves the
 # next frame searched in full too, so small faces are still found (and flagged). On the six shared clips this
-# changed no probability by more than 0.001 and cut detection time by a third; searching in full once in 16 or
-# 32 frames saved no more.
+# moved no p(fake) by more than 0.0001 and cut detection time by 27-33%; a full search once in 16 or 32 frames
+# saved 6-9% more but moved p(fake) by up to 0.0008 (benchmarks/results/face_search_cpu.md).
 FULL_SEARCH_EVERY = 8
 FOLLOW_SHARE = 0.7
 FOLLOW_MAX_SMALLEST = 80

@@ -134,9 +134,9 @@ def _session(path: Path, device: str, threads: int | None):
     if threads:
         options.intra_op_num_threads = int(threads)
         options.inter_op_num_threads = 1
-    # Threads that spin while they wait cost the most where the CPU is shared (a laptop, a scan's decoding):
-    # with two busy cores, P-Net over a 640 px pyramid took 58 ms a frame with two spinning threads, 37 ms
-    # with two that sleep, 35 ms with one.
+    # Threads that spin while they wait cost the most where the CPU is shared (a laptop, a scan's decoding
+    # thread): on the busy 2-core machine, P-Net ran markedly slower with spinning threads (a one-off timing,
+    # not kept as a benchmark).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     providers = ["CPUExecutionProvider"]
     if str(device).startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
