@@ -84,3 +84,24 @@ def test_the_light_install_scans_a_shared_clip_as_the_full_install_does(light_ve
     light = json.loads((tmp_path / "clip.json").read_text())["results"][0]
     full = Detector.load(resolve("default")[0], device="cpu", detector_options={"engine": "torch"}).scan(dfdc_videos[2])
     assert light["verdict"] == full.verdict and abs(light["probability"] - full.probability) < 0.02
+
+
+@pytest.mark.slow
+def test_the_light_install_gives_bad_inputs_one_line_each_and_keeps_the_rest(light_venv, tmp_path):
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "noise.jpg").write_bytes(np.random.default_rng(0).bytes(3000))
+    Image.fromarray(np.full((240, 320, 3), 128, np.uint8)).save(tmp_path / "grey.png")  # no face
+    sample = _run(light_venv, "sample", cwd=tmp_path).stdout.strip()
+    done = _run(light_venv, "scan", "empty.mp4", "noise.jpg", "grey.png", sample, "--json", "out.json", "--quiet",
+                cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[0].startswith("empty.mp4: error:") and lines[1].startswith("noise.jpg: error:")
+    assert lines[2].startswith("grey.png: no_face") and "astronaut.mp4: REAL" in lines[3]
+    verdicts = [r["verdict"] for r in json.loads((tmp_path / "out.json").read_text())["results"]]
+    assert verdicts == ["error", "error", "no_face", "real"]
