@@ -283,6 +283,34 @@ def test_smallest_face_finds_the_same_larger_faces_and_searches_small_images_who
     assert sum(len(faces) for faces in limited.detect(tiny)) >= 3  # faces of ~56 px, below smallest_face
 
 
+def test_regions_find_the_faces_a_whole_search_finds_and_nothing_outside(clip_frames):
+    detector = create_detector("mtcnn", device="cpu", engine="onnx", smallest_face=80)
+    assert detector.searches_regions
+    whole = detector.detect(clip_frames, smallest_face=80)
+    assert sum(map(len, whole)) >= len(clip_frames)
+    near = [[(b.x1 - b.width / 2, b.y1 - b.height / 2, b.x2 + b.width / 2, b.y2 + b.height / 2) for b in boxes]
+            for boxes in whole]
+    found = detector.detect(clip_frames, smallest_face=80, regions=near)
+    for expected, boxes in zip(whole, found, strict=True):  # the same boxes, not merely close ones
+        assert [b.to_list() for b in boxes] == [b.to_list() for b in expected]
+    h, w = clip_frames[0].shape[:2]
+    everywhere = detector.detect(clip_frames[:2], regions=[[(0, 0, w, h)], None])
+    assert [[b.to_list() for b in boxes] for boxes in everywhere] == \
+        [[b.to_list() for b in boxes] for boxes in detector.detect(clip_frames[:2])]
+    corner = [[(0, 0, 60, 60)] for _ in clip_frames]  # no face there
+    assert not any(detector.detect(clip_frames, regions=corner))
+
+
+def test_level_windows_start_even_and_join_overlaps():
+    from dfdetect.faces.mtcnn import _level_windows
+
+    windows = _level_windows([(11, 21, 101, 91), (91, 31, 161, 121), (300, 300, 305, 305)], 0.5, 200, 200)
+    assert windows == [(10, 62, 4, 82)]  # the two first joined; the third under 12 px at this level
+    top, bottom, left, right = windows[0]
+    assert top % 2 == bottom % 2 == left % 2 == right % 2 == 0
+    assert _level_windows([(0, 0, 400, 400)], 0.5, 200, 200) == [(0, 200, 0, 200)]
+
+
 def test_engine_defaults_for_smallest_face():
     from dfdetect.faces.detect import ONNX_SMALLEST_FACE
 

@@ -32,9 +32,14 @@ UNTRAINED_WARNING = (
 # next frame searched in full too, so small faces are still found (and flagged). On the six shared clips this
 # moved no p(fake) by more than 0.0001 and cut detection time by 27-33%; a full search once in 16 or 32 frames
 # saved 6-9% more but moved p(fake) by up to 0.0008 (benchmarks/results/face_search_cpu.md).
+# Detectors that can (searches_regions: MTCNN on ONNX Runtime) also look in between only near the faces of the
+# frame before: each box widened by FOLLOW_MARGIN of its side on every side. Faces found there are those a search
+# of the whole frame finds (faces/mtcnn.py); a frame where fewer faces than before turn up is searched again in
+# full, so a face that moved further is not lost.
 FULL_SEARCH_EVERY = 8
 FOLLOW_SHARE = 0.7
 FOLLOW_MAX_SMALLEST = 80
+FOLLOW_MARGIN: float | None = 0.5  # None: search whole frames in between
 
 SHORT_READ_WARNING = ("only {read} of {asked} sampled frames could be read (the video is cut short or damaged); "
                       "the verdict rests on those")
@@ -339,19 +344,27 @@ class Detector:
 
     def _detect_faces(self, chunk: list, follow: "_Follow") -> list[list]:
         """Boxes per frame of the next frames of one video (see FULL_SEARCH_EVERY)."""
+        detector = self.face_detector
         images, previews = [f.image for f in chunk], [f.preview for f in chunk]
         found: list[list] = []
         while len(found) < len(chunk):
             i = len(found)
-            if follow.smallest is None or follow.since >= FULL_SEARCH_EVERY:
-                found += self.face_detector.detect(images[i:i + 1], previews[i:i + 1])
-                sides = [min(box.width, box.height) for box in found[-1]]
-                follow.smallest = min(FOLLOW_MAX_SMALLEST, FOLLOW_SHARE * min(sides)) if sides else None
-                follow.since = 1
+            if follow.due():
+                found += detector.detect(images[i:i + 1], previews[i:i + 1])
+                follow.searched_in_full(found[-1])
+            elif detector.searches_regions and FOLLOW_MARGIN is not None:  # one frame at a time, near the last
+                near = detector.detect(images[i:i + 1], previews[i:i + 1], smallest_face=follow.smallest,
+                                       regions=[follow.regions()])[0]
+                if len(near) < len(follow.boxes):
+                    near = detector.detect(images[i:i + 1], previews[i:i + 1])[0]
+                    follow.searched_in_full(near)
+                else:
+                    follow.followed(near, 1)
+                found.append(near)
             else:
                 n = min(len(chunk) - i, FULL_SEARCH_EVERY - follow.since)
-                found += self.face_detector.detect(images[i:i + n], previews[i:i + n], smallest_face=follow.smallest)
-                follow.since += n
+                found += detector.detect(images[i:i + n], previews[i:i + n], smallest_face=follow.smallest)
+                follow.followed(found[-1], n)
         return found
 
     # -- classification -----------------------------------------------------------------------------------
@@ -362,11 +375,32 @@ class Detector:
 
 @dataclass
 class _Follow:
-    """Where a video's face search stands: the smallest face worth looking for (None: search in full) and the
-    frames searched since the last full search."""
+    """Where a video's face search stands: the smallest face worth looking for (None: search in full next), the
+    frames searched since the last full search and the faces of the last frame searched."""
 
     smallest: float | None = None
     since: int = 0
+    boxes: list = field(default_factory=list)
+
+    def due(self) -> bool:
+        return self.smallest is None or self.since >= FULL_SEARCH_EVERY
+
+    def searched_in_full(self, boxes: list) -> None:
+        sides = [min(box.width, box.height) for box in boxes]
+        self.smallest = min(FOLLOW_MAX_SMALLEST, FOLLOW_SHARE * min(sides)) if sides else None
+        self.since, self.boxes = 1, list(boxes)
+
+    def followed(self, boxes: list, frames: int) -> None:
+        self.since += frames
+        self.boxes = list(boxes)
+
+    def regions(self) -> list[tuple[float, float, float, float]]:
+        """Where the faces of the last frame may be now: each box widened by FOLLOW_MARGIN of its side."""
+        out = []
+        for box in self.boxes:
+            pad = FOLLOW_MARGIN * max(box.width, box.height)
+            out.append((box.x1 - pad, box.y1 - pad, box.x2 + pad, box.y2 + pad))
+        return out
 
 
 def _sha256_of(path) -> str:

@@ -120,6 +120,7 @@ class FaceDetector(ABC):
     name: str = ""
     device_types: tuple[str, ...] = ("cpu",)
     uses_torch: bool = False
+    searches_regions: bool = False  # whether detect's `regions` narrow the search (else the whole image is)
 
     def limit_threads(self, threads: int) -> None:
         """Run in at most `threads` threads (a worker process among several); torch's are per process."""
@@ -130,13 +131,16 @@ class FaceDetector(ABC):
 
     @abstractmethod
     def detect(self, images: Sequence[np.ndarray], previews: Sequence[np.ndarray | None] | None = None,
-               smallest_face: int | None = None) -> list[list[FaceBox]]:
+               smallest_face: int | None = None, regions: Sequence[Sequence[tuple] | None] | None = None
+               ) -> list[list[FaceBox]]:
         """One list of boxes per image, in the image's own pixel coordinates, best (or largest) first.
 
         previews: the images already shrunk (e.g. by the video decoder, media.Frame.preview); one whose size
             is what the detector would shrink its image to is used instead of shrinking it again.
         smallest_face: a hint that faces smaller than this (pixels of the image) need not be found; detectors
-            that can search faster for larger faces only (MTCNN) do."""
+            that can search faster for larger faces only (MTCNN) do.
+        regions: a hint per image, None or rectangles (x1, y1, x2, y2, pixels of the image) outside which no
+            face need be found; detectors with searches_regions look only there."""
 
     def detect_one(self, image: np.ndarray) -> list[FaceBox]:
         return self.detect([image])[0]
@@ -267,6 +271,7 @@ class MtcnnDetector(FaceDetector):
             raise ConfigError(f"smallest_face must be at least 1 px (or None), got {smallest_face}")
         self.smallest_face = None if smallest_face is None else int(smallest_face)
         self._mtcnn = self._torch_mtcnn() if self.uses_torch else self._onnx_mtcnn(threads)
+        self.searches_regions = not self.uses_torch
 
     def _torch_mtcnn(self):
         try:
@@ -292,10 +297,12 @@ class MtcnnDetector(FaceDetector):
             super().limit_threads(threads)
 
     def detect(self, images: Sequence[np.ndarray], previews: Sequence[np.ndarray | None] | None = None,
-               smallest_face: int | None = None) -> list[list[FaceBox]]:
+               smallest_face: int | None = None, regions: Sequence[Sequence[tuple] | None] | None = None
+               ) -> list[list[FaceBox]]:
         for image in images:
             _check_image(image)
         previews = previews or [None] * len(images)
+        regions = regions or [None] * len(images)
         smallest_face = self.smallest_face if smallest_face is None else smallest_face
         results: list[list[FaceBox]] = [[] for _ in images]
         # MTCNN stacks a batch into one array, so only frames of one size can share a call.
@@ -313,13 +320,17 @@ class MtcnnDetector(FaceDetector):
                 continue  # no face that MTCNN looks for fits (and its pyramid would be empty)
             for chunk in _chunks(indices, self.batch_size):
                 batch = np.stack([_working_image(images[i], previews[i], self.max_side)[0] for i in chunk])
-                for i, boxes in zip(chunk, self._detect_batch(batch, scale, pyramid_min_face)):
+                scaled = [None if regions[i] is None else [np.asarray(r, float) * scale for r in regions[i]]
+                          for i in chunk]
+                for i, boxes in zip(chunk, self._detect_batch(batch, scale, pyramid_min_face, scaled)):
                     results[i] = [b.clipped(shape[1], shape[0]) for b in boxes]
         return results
 
-    def _detect_batch(self, batch: np.ndarray, scale: float, pyramid_min_face: float) -> list[list[FaceBox]]:
+    def _detect_batch(self, batch: np.ndarray, scale: float, pyramid_min_face: float, regions: list
+                      ) -> list[list[FaceBox]]:
         if self.engine == "onnx":
-            found = self._mtcnn.detect(batch, min_face=pyramid_min_face)
+            narrowed = None if all(r is None for r in regions) else regions
+            found = self._mtcnn.detect(batch, min_face=pyramid_min_face, regions=narrowed)
             return [self._to_faceboxes(boxes[:, :4], boxes[:, 4], points, 1.0 / scale) for boxes, points in found]
         self._mtcnn.min_face_size = pyramid_min_face
         all_boxes, all_probs, all_points = self._mtcnn.detect(batch, landmarks=True)
@@ -422,7 +433,8 @@ class HaarDetector(FaceDetector):
         self.largest_only = largest_only
 
     def detect(self, images: Sequence[np.ndarray], previews: Sequence[np.ndarray | None] | None = None,
-               smallest_face: int | None = None) -> list[list[FaceBox]]:
+               smallest_face: int | None = None, regions: Sequence[Sequence[tuple] | None] | None = None
+               ) -> list[list[FaceBox]]:
         return [self._detect_image(image, preview) for image, preview in zip(images, previews or [None] * len(images))]
 
     def _detect_image(self, image: np.ndarray, preview: np.ndarray | None = None) -> list[FaceBox]:

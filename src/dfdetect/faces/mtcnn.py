@@ -45,9 +45,13 @@ class OnnxMtcnn:
                                               for name in ("pnet", "rnet", "onet"))
 
     # -- the cascade ---------------------------------------------------------------------------------------
-    def detect(self, images: np.ndarray, min_face: float = MIN_FACE) -> list[tuple[np.ndarray, np.ndarray]]:
+    def detect(self, images: np.ndarray, min_face: float = MIN_FACE, regions: Sequence | None = None
+               ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Faces in a batch of RGB uint8 images of one size, (N, H, W, 3). Per image: boxes (K, 5) as x1, y1,
-        x2, y2, probability, best first, and landmarks (K, 5, 2) as x, y (eyes, nose, mouth corners)."""
+        x2, y2, probability, best first, and landmarks (K, 5, 2) as x, y (eyes, nose, mouth corners).
+
+        regions: per image, None (search it all) or rectangles (x1, y1, x2, y2, in its pixels) where P-Net
+        looks; faces found there come out as from a search of the whole image (see _pnet_level)."""
         images = np.asarray(images)
         if images.ndim == 3:
             images = images[None]
@@ -63,9 +67,7 @@ class OnnxMtcnn:
         found, owners = [], []
         tables = _summed_area(images)
         for scale in scales:
-            level = _pyramid_level(tables, int(h * scale + 1), int(w * scale + 1))
-            reg, prob = self._pnet.run(None, {"image": level})
-            boxes, image_inds = _generate_boxes(reg, prob[:, 1], scale, self.thresholds[0])
+            boxes, image_inds = self._pnet_level(tables, scale, regions)
             keep = batched_nms(boxes[:, :4], boxes[:, 4], image_inds, 0.5)
             found.append(boxes[keep])
             owners.append(image_inds[keep])
@@ -105,6 +107,64 @@ class OnnxMtcnn:
             boxes, image_inds, points = boxes[keep], image_inds[keep], points[keep]
 
         return [(boxes[image_inds == i], points[image_inds == i]) for i in range(n)]
+
+
+    def _pnet_level(self, tables: np.ndarray, scale: float, regions: Sequence | None):
+        """P-Net's candidates on one pyramid level: boxes (rows as _generate_boxes) and the image of each.
+
+        With regions, P-Net sees only the parts of the level under them, cut at even rows and columns: P-Net
+        has no padding and a stride of 2, so its cells there are exactly those of the whole level, and the
+        candidates (and, as R-Net and O-Net crop from the whole image, the faces) are the same."""
+        h, w = tables.shape[2] - 1, tables.shape[3] - 1
+        height, width = int(h * scale + 1), int(w * scale + 1)
+        if regions is None:
+            reg, prob = self._pnet.run(None, {"image": _pyramid_level(tables, height, width)})
+            return _generate_boxes(reg, prob[:, 1], scale, self.thresholds[0])
+        found, owners = [np.zeros((0, 9), np.float32)], [np.zeros(0, np.int64)]
+        for i, rects in enumerate(regions):
+            windows = [(0, height, 0, width)] if rects is None else _level_windows(rects, scale, height, width)
+            for top, bottom, left, right in windows:
+                level = _pyramid_level(tables[i : i + 1], height, width, (top, bottom), (left, right))
+                reg, prob = self._pnet.run(None, {"image": level})
+                boxes, _ = _generate_boxes(reg, prob[:, 1], scale, self.thresholds[0], (left // 2, top // 2))
+                found.append(boxes)
+                owners.append(np.full(len(boxes), i, np.int64))
+        return np.concatenate(found), np.concatenate(owners)
+
+
+def _level_windows(rects: Sequence, scale: float, height: int, width: int) -> list[tuple[int, int, int, int]]:
+    """Rectangles of image pixels as windows of one pyramid level (top, bottom, left, right), starting on even
+    rows and columns and of even sizes (so P-Net's cells line up with the whole level's), at least P-Net's 12
+    px; overlapping windows are joined."""
+    windows = []
+    for x1, y1, x2, y2 in rects:
+        top, bottom = _even_span(y1 * scale, y2 * scale, height)
+        left, right = _even_span(x1 * scale, x2 * scale, width)
+        if bottom - top >= 12 and right - left >= 12:
+            windows.append([top, bottom, left, right])
+    joined = True
+    while joined:  # join until no two overlap
+        joined = False
+        for a in range(len(windows)):
+            for b in range(a + 1, len(windows)):
+                p, q = windows[a], windows[b]
+                if p[0] < q[1] and q[0] < p[1] and p[2] < q[3] and q[2] < p[3]:
+                    windows[a] = [min(p[0], q[0]), max(p[1], q[1]), min(p[2], q[2]), max(p[3], q[3])]
+                    del windows[b]
+                    joined = True
+                    break
+            if joined:
+                break
+    return [tuple(window) for window in windows]
+
+
+def _even_span(start: float, end: float, size: int) -> tuple[int, int]:
+    """[start, end) widened to whole pixels within [0, size), starting on an even pixel, of even length."""
+    first = max(0, int(np.floor(start)) // 2 * 2)
+    last = min(size, int(np.ceil(end)))
+    if (last - first) % 2:
+        last = last + 1 if last < size else last - 1
+    return first, last
 
 
 def pyramid_scales(height: int, width: int, min_face: float = MIN_FACE, factor: float = FACTOR) -> list[float]:
@@ -170,9 +230,10 @@ def _summed_area(images: np.ndarray) -> np.ndarray:
     return tables
 
 
-def _bins(size: int, out: int) -> tuple[np.ndarray, np.ndarray]:
-    """Along one axis: output i averages input start[i] to end[i] - 1 (torch's adaptive average pooling)."""
-    i = np.arange(out)
+def _bins(size: int, out: int, part: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Along one axis: output i averages input start[i] to end[i] - 1 (torch's adaptive average pooling); for
+    the outputs in `part` (first, end) only, when given."""
+    i = np.arange(out) if part is None else np.arange(*part)
     return (i * size) // out, ((i + 1) * size + out - 1) // out
 
 
@@ -185,10 +246,12 @@ def _normalised(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return out
 
 
-def _pyramid_level(tables: np.ndarray, height: int, width: int) -> np.ndarray:
-    """P-Net's input for one pyramid level: the images area-resampled to (N, 3, height, width), normalised."""
-    rows_from, rows_to = _bins(tables.shape[2] - 1, height)
-    cols_from, cols_to = _bins(tables.shape[3] - 1, width)
+def _pyramid_level(tables: np.ndarray, height: int, width: int, rows: tuple[int, int] | None = None,
+                   cols: tuple[int, int] | None = None) -> np.ndarray:
+    """P-Net's input for one pyramid level: the images area-resampled to (N, 3, height, width), normalised;
+    with rows / cols (first, end), only that part of the level."""
+    rows_from, rows_to = _bins(tables.shape[2] - 1, height, rows)
+    cols_from, cols_to = _bins(tables.shape[3] - 1, width, cols)
     strips = np.take(tables, rows_to, axis=2) - np.take(tables, rows_from, axis=2)  # sums over bins' rows
     sums = np.take(strips, cols_to, axis=3) - np.take(strips, cols_from, axis=3)
     counts = ((rows_to - rows_from)[:, None] * (cols_to - cols_from)[None, :]).astype(np.float32)
@@ -224,13 +287,15 @@ def _crops(tables: np.ndarray, boxes: np.ndarray, image_inds: np.ndarray, size: 
 
 
 # -- boxes ---------------------------------------------------------------------------------------------------
-def _generate_boxes(reg: np.ndarray, prob: np.ndarray, scale: float, threshold: float):
+def _generate_boxes(reg: np.ndarray, prob: np.ndarray, scale: float, threshold: float,
+                    offset: tuple[int, int] = (0, 0)):
     """P-Net's map cells scoring >= threshold as boxes in image pixels (stride 2, 12 px cells): rows of x1, y1,
-    x2, y2, score and four regressions, with the image each belongs to."""
+    x2, y2, score and four regressions, with the image each belongs to. offset: the map's first cell (x, y)
+    in the whole level's map, for a map of part of the level."""
     image_inds, ys, xs = np.nonzero(prob >= threshold)
     score = prob[image_inds, ys, xs]
     regression = reg[image_inds, :, ys, xs]  # (K, 4)
-    cell = np.stack([xs, ys], axis=1).astype(np.float32)
+    cell = np.stack([xs + offset[0], ys + offset[1]], axis=1).astype(np.float32)
     scale = np.float32(scale)
     top_left = np.floor((2 * cell + 1) / scale)
     bottom_right = np.floor((2 * cell + 12) / scale)
