@@ -9,6 +9,8 @@ import pytest
 
 from conftest import SHARED_DATA, _need
 
+from dfdetect.errors import ConfigError
+
 
 @pytest.fixture(scope="module")
 def sources():
@@ -98,6 +100,28 @@ def test_source_weights_balance_labels_within_sources_and_temper_sizes():
         assert real == pytest.approx(share[name] / 2)
     equal = pd.Series(source_weights(rows, share_power=0.0)).groupby(rows["dataset"]).sum()
     assert equal.to_numpy() == pytest.approx([1 / 3] * 3)
+
+
+def test_group_weights_draw_a_group_more_often_without_moving_source_or_label_shares():
+    from dfdetect.data.pool import source_weights
+
+    rows = pd.DataFrame({
+        "dataset": ["faces"] * 100 + ["clips"] * 100,
+        "label": ["real"] * 100 + ["real"] * 50 + ["fake"] * 50,
+        "age": [8] * 20 + [30] * 80 + [""] * 100, "gender": "", "race": "",
+    })
+    plain = source_weights(rows, 0.5)
+    child = (rows["age"] == 8).to_numpy()
+    weighted = source_weights(rows, 0.5, {"age_band under 13": 3.0})
+    assert weighted.sum() == pytest.approx(1.0)
+    assert weighted[child].sum() / plain[child].sum() == pytest.approx(3 * 100 / (3 * 20 + 80))
+    assert weighted[child][0] / weighted[~child & (rows["dataset"] == "faces").to_numpy()][0] == pytest.approx(3.0)
+    by_cell = lambda w: pd.Series(w).groupby([rows["dataset"], rows["label"]]).sum()  # noqa: E731
+    assert by_cell(weighted).to_numpy() == pytest.approx(by_cell(plain).to_numpy())
+    with pytest.raises(ConfigError, match="no training row"):
+        source_weights(rows, 0.5, {"age_band 60+": 2.0})
+    with pytest.raises(ConfigError, match="name it as"):
+        source_weights(rows, 0.5, {"children": 2.0})
 
 
 def test_pool_cli_writes_a_pool_and_refuses_to_overwrite_an_input(tmp_path, sources, capsys):

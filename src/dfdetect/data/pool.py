@@ -83,11 +83,17 @@ def pool_table(pool: pd.DataFrame) -> pd.DataFrame:
     return pd.crosstab(key.rename("source"), pool["split"].replace("", "(none)"), margins=True, margins_name="total")
 
 
-def source_weights(rows: pd.DataFrame, share_power: float = 0.5) -> np.ndarray:
+def source_weights(rows: pd.DataFrame, share_power: float = 0.5, group_factors: Mapping[str, float] | None = None
+                   ) -> np.ndarray:
     """A sampling weight per row (summing to 1). Each source (the `dataset` column) gets a share of the draws
     in proportion to its size ** share_power, so that 1,000 FF++ crops are not drowned by 18,000 DFDC ones
     (0.5: square root) without being repeated 18 times over; within a source, real and fake get equal
-    halves, so that no source's style alone says "real" or "fake". A source with one label keeps it."""
+    halves, so that no source's style alone says "real" or "fake". A source with one label keeps it.
+
+    group_factors ({"age_band under 13": 3.0}, groups named as the calibration names them) draw the rows of a
+    group that many times more often than the other rows of their source and label, leaving the shares of
+    sources and labels as they are: more children among the real faces (and among the self-blended fakes
+    made from them), not more real faces."""
     from .manifest import label_to_int
 
     labels = label_to_int(rows["label"]).to_numpy()
@@ -95,11 +101,34 @@ def source_weights(rows: pd.DataFrame, share_power: float = 0.5) -> np.ndarray:
     names, source_index = np.unique(sources, return_inverse=True)
     sizes = np.bincount(source_index).astype(float)
     shares = sizes ** share_power / (sizes ** share_power).sum()
+    emphasis = row_factors(rows, group_factors or {})
     weights = np.zeros(len(rows))
     for s, name in enumerate(names):
         in_source = source_index == s
         present = [value for value in (0, 1) if (in_source & (labels == value)).any()]
         for value in present:
             cell = in_source & (labels == value)
-            weights[cell] = shares[s] / len(present) / cell.sum()
+            weights[cell] = shares[s] / len(present) * emphasis[cell] / emphasis[cell].sum()
     return weights
+
+
+def row_factors(rows: pd.DataFrame, group_factors: Mapping[str, float]) -> np.ndarray:
+    """Each row's product of the factors of the groups it belongs to ("source dfdc", "age_band under 13",
+    "gender female", "ethnicity asian")."""
+    factors = np.ones(len(rows))
+    if not group_factors:
+        return factors
+    from ..evaluate.fairness import describe_people
+
+    described = describe_people(rows) if {"age", "gender", "race"} & set(rows.columns) else rows
+    for name, factor in group_factors.items():
+        kind, _, value = name.partition(" ")
+        column = "dataset" if kind == "source" else kind
+        if column not in described.columns or not value:
+            raise ConfigError(f"group {name!r}: name it as '<source|age_band|gender|ethnicity> <value>', "
+                              "e.g. 'age_band under 13'")
+        member = described[column].astype(str).to_numpy() == value
+        if not member.any():
+            raise ConfigError(f"group {name!r}: no training row belongs to it")
+        factors[member] *= float(factor)
+    return factors

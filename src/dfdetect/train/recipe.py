@@ -78,6 +78,9 @@ class DataSection(_Section):
     # give the sources shares in proportion to (rows ** source_share_power): 1 keeps their sizes, 0 makes
     # them equal. None: balance the classes over the whole pool.
     source_share_power: float | None = Field(None, ge=0.0, le=1.0)
+    # With source_share_power: draw the rows of these groups this many times more often within their source
+    # and label, e.g. {"age_band under 13": 3.0} (groups named as calibration.fpr_groups name them).
+    group_weights: dict[str, float] = Field(default_factory=dict)
     # Share of REAL training samples turned into self-blended fakes (label 1) on the fly.
     sbi_fraction: float = Field(0.0, ge=0.0, le=1.0)
     max_train_samples: int | None = Field(None, ge=1)
