@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from dfdetect.errors import DfdetectError
-from dfdetect.models import create_model, load_card, load_checkpoint, save_checkpoint
+from dfdetect.models import create_model, load_card, save_checkpoint
 
 
 def figures_for(model: str) -> dict:

@@ -71,7 +71,7 @@ def test_lite_conversion_leaves_no_se_or_silu_and_keeps_the_weights():
 
 def test_lite_refuses_models_without_a_lite_form():
     from dfdetect.compress.lite import to_lite
-    from dfdetect.models import load_card, load_checkpoint
+    from dfdetect.models import load_checkpoint
 
     model, card = load_checkpoint("default")
     with pytest.raises(ConfigError, match="Lite already"):
