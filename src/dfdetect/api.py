@@ -33,9 +33,10 @@ UNTRAINED_WARNING = (
 # moved no p(fake) by more than 0.0001 and cut detection time by 27-33%; a full search once in 16 or 32 frames
 # saved 6-9% more but moved p(fake) by up to 0.0008 (benchmarks/results/face_search_cpu.md).
 # Detectors that can (searches_regions: MTCNN on ONNX Runtime) also look in between only near the faces of the
-# frame before: each box widened by FOLLOW_MARGIN of its side on every side. Faces found there are those a search
-# of the whole frame finds (faces/mtcnn.py); a frame where fewer faces than before turn up is searched again in
-# full, so a face that moved further is not lost.
+# frame before: each box widened by FOLLOW_MARGIN of its side on every side, for faces down to FOLLOW_SHARE of the
+# smallest (no new face can turn up there, so FOLLOW_MAX_SMALLEST does not apply). Faces found there are those a
+# search of the whole frame finds (faces/mtcnn.py); a frame where fewer faces than before turn up is searched
+# again in full, so a face that moved further is not lost.
 FULL_SEARCH_EVERY = 8
 FOLLOW_SHARE = 0.7
 FOLLOW_MAX_SMALLEST = 80
@@ -353,7 +354,7 @@ class Detector:
                 found += detector.detect(images[i:i + 1], previews[i:i + 1])
                 follow.searched_in_full(found[-1])
             elif detector.searches_regions and FOLLOW_MARGIN is not None:  # one frame at a time, near the last
-                near = detector.detect(images[i:i + 1], previews[i:i + 1], smallest_face=follow.smallest,
+                near = detector.detect(images[i:i + 1], previews[i:i + 1], smallest_face=follow.smallest_near,
                                        regions=[follow.regions()])[0]
                 if len(near) < len(follow.boxes):
                     near = detector.detect(images[i:i + 1], previews[i:i + 1])[0]
@@ -381,13 +382,15 @@ class _Follow:
     smallest: float | None = None
     since: int = 0
     boxes: list = field(default_factory=list)
+    smallest_near: float | None = None  # for searches near the last faces
 
     def due(self) -> bool:
         return self.smallest is None or self.since >= FULL_SEARCH_EVERY
 
     def searched_in_full(self, boxes: list) -> None:
         sides = [min(box.width, box.height) for box in boxes]
-        self.smallest = min(FOLLOW_MAX_SMALLEST, FOLLOW_SHARE * min(sides)) if sides else None
+        self.smallest_near = FOLLOW_SHARE * min(sides) if sides else None
+        self.smallest = min(FOLLOW_MAX_SMALLEST, self.smallest_near) if sides else None
         self.since, self.boxes = 1, list(boxes)
 
     def followed(self, boxes: list, frames: int) -> None:

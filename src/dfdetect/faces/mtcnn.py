@@ -181,28 +181,14 @@ def pyramid_scales(height: int, width: int, min_face: float = MIN_FACE, factor: 
 
 # -- networks ------------------------------------------------------------------------------------------------
 def _session(path: Path, device: str, threads: int | None):
-    import onnxruntime as ort
+    from ..onnx_session import open_session
 
     if not path.is_file():
         from ..errors import ConfigError
 
         raise ConfigError(f"MTCNN network {path} is missing; reinstall dfdetect (or make it with "
                           "`python -m dfdetect.faces.mtcnn_export`)")
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    if threads:
-        options.intra_op_num_threads = int(threads)
-        options.inter_op_num_threads = 1
-    # Threads that spin while they wait cost the most where the CPU is shared (a laptop, a scan's decoding
-    # thread): on the busy 2-core machine, P-Net ran markedly slower with spinning threads (a one-off timing,
-    # not kept as a benchmark).
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    providers = ["CPUExecutionProvider"]
-    if str(device).startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
-        index = int(device.split(":")[1]) if ":" in device else 0
-        providers.insert(0, ("CUDAExecutionProvider", {"device_id": index}))
-    return ort.InferenceSession(str(path), options, providers=providers)
+    return open_session(path, device, threads)
 
 
 def _run_batched(session, batch: np.ndarray, size: int = 512) -> list[np.ndarray]:

@@ -53,18 +53,10 @@ def onnx_twin(model: str | Path, device: str = "cpu", threads: int | None = None
 
 
 def _session(path: Path, device: str, threads: int | None):
-    import onnxruntime as ort
+    from ..onnx_session import open_session
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # the one-line error below says what went wrong
-    if threads:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-    providers = ["CPUExecutionProvider"]
-    if str(device).startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
-        providers.insert(0, "CUDAExecutionProvider")
     try:
-        return ort.InferenceSession(str(path), options, providers=providers)
+        return open_session(path, device, threads)
     except Exception as exc:  # ONNX Runtime raises several types for unreadable models
         reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"cannot load {path.name} as an ONNX model (corrupt, truncated or not ONNX: "
