@@ -44,6 +44,9 @@ VARIANTS = {
                             ["data.augment=multisource", "data.sbi_fraction=0.5", "data.source_share_power=0.5"]),
     "codec+sources+sbi75": ("+ SBI on three quarters of the reals",
                             ["data.augment=multisource", "data.sbi_fraction=0.75", "data.source_share_power=0.5"]),
+    "sbi-only": ("as codec+sources+sbi50, but the only fakes are self-blended: the pool's fakes are left out",
+                 ["data.augment=multisource", "data.sbi_fraction=0.5", "data.source_share_power=0.5",
+                  "data.self_blended_only=true"]),
 }
 
 

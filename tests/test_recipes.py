@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from dfdetect.errors import ConfigError, WeightsUnavailableError
+from dfdetect.errors import ConfigError, DatasetError, WeightsUnavailableError
 from dfdetect.train.recipe import apply_overrides, load_recipe, recipe_from_dict
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -127,12 +127,27 @@ def test_overrides_reach_nested_fields_and_lists():
     ("model.arch=efficientnet_b9", "unknown backbone"),
     ("loss.name=ce", "needs model.num_classes: 2"),
     ("data.batch_size=zero", "data.batch_size"),
+    ("data.self_blended_only=true", "needs data.sbi_fraction > 0"),
     ("no_equals_sign", "section.key=value"),
 ])
 def test_bad_overrides_are_one_line_errors(override, message):
     with pytest.raises(ConfigError, match=message) as info:
-        recipe("seed003_efficientnet_b0", override)
+        recipe("seed003_efficientnet_b0", "data.sbi_fraction=0", override)
     assert "\n" not in str(info.value)
+
+
+def test_self_blended_only_trains_on_the_real_rows_alone():
+    import pandas as pd
+
+    from dfdetect.train.data import training_rows
+
+    frame = pd.DataFrame({"path": [f"{i}.jpg" for i in range(12)], "label": ["real", "fake", "fake"] * 4,
+                          "split": ["train"] * 9 + ["val"] * 3})
+    assert len(training_rows(frame, recipe("loso_small"))) == 9
+    rows = training_rows(frame, recipe("loso_small", "data.self_blended_only=true"))
+    assert len(rows) == 3 and set(rows["label"]) == {"real"}
+    with pytest.raises(DatasetError, match="no real rows"):
+        training_rows(frame.assign(label="fake"), recipe("loso_small", "data.self_blended_only=true"))
 
 
 def test_staged_recipe_refuses_a_global_epoch_count():

@@ -45,7 +45,7 @@ def build_data(recipe: Recipe, input_size: int, spec, dist: DistContext, device:
     if d.manifest is None:
         raise ConfigError("data.manifest is not set; pass data.manifest=PATH (a CSV/Parquet of face crops)")
     frame = read_manifest(d.manifest)
-    train_rows = split_rows(frame, d.train_split, d.max_train_samples, r.train.seed)
+    train_rows = training_rows(frame, recipe)
     synthesizer = default_synthesizer(r.faces.margin) if d.sbi_fraction > 0 else None
     common = dict(size=input_size, mean=spec.mean, std=spec.std)
     train_set = FaceCropDataset.from_manifest(
@@ -71,6 +71,19 @@ def build_data(recipe: Recipe, input_size: int, spec, dist: DistContext, device:
         val_loader = DataLoader(val_set, batch_size=d.val_batch_size or d.batch_size, shuffle=False,
                                 sampler=val_sampler, **loader_options)
     return TrainData(frame, train_set, sampler, train_loader, shuffle_generator, val_rows, val_set, val_loader)
+
+
+def training_rows(frame, recipe: Recipe):
+    """The training split's rows; with data.self_blended_only, its real rows alone."""
+    from ..data.dataset import labels_of, split_rows
+
+    d = recipe.data
+    rows = split_rows(frame, d.train_split, None, recipe.train.seed)
+    if d.self_blended_only:
+        rows = rows[labels_of(rows) == 0].reset_index(drop=True)
+        if rows.empty:
+            raise DatasetError(f"data.self_blended_only: the '{d.train_split}' split has no real rows")
+    return split_rows(rows, d.train_split, d.max_train_samples, recipe.train.seed)
 
 
 def _val_rows(frame, recipe: Recipe):

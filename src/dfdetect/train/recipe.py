@@ -83,12 +83,21 @@ class DataSection(_Section):
     group_weights: dict[str, float] = Field(default_factory=dict)
     # Share of REAL training samples turned into self-blended fakes (label 1) on the fly.
     sbi_fraction: float = Field(0.0, ge=0.0, le=1.0)
+    # Train on the real rows alone, so that every fake seen is self-blended (Shiohara and Yamasaki's recipe:
+    # no manipulation method's own traces to learn); validation keeps the manifest's fakes.
+    self_blended_only: bool = False
     max_train_samples: int | None = Field(None, ge=1)
     max_val_samples: int | None = Field(None, ge=1)
     # Terms the training data imposes on the model (e.g. DFDC: research, non-commercial); goes into the card.
     license: str = ""
 
     _known_augmentation = _registry_field("augment", "..data.augment", "AUGMENTATIONS")
+
+    @model_validator(mode="after")
+    def _fakes_to_learn_from(self):
+        if self.self_blended_only and self.sbi_fraction == 0:
+            raise ValueError("data.self_blended_only needs data.sbi_fraction > 0 (else training sees no fake)")
+        return self
 
 
 class OptimizerSection(_Section):
