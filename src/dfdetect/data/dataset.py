@@ -149,9 +149,10 @@ class BalancedSampler(Sampler[int]):
                  rank: int = 0, world_size: int = 1, weights: Sequence[float] | None = None):
         labels = np.asarray(labels)
         counts = np.bincount(labels, minlength=2).astype(np.float64)
-        if (counts == 0).any():
+        # Given weights (e.g. data.pool.source_weights: balanced per source, or reals alone whose fakes are
+        # self-blended) replace the per-class ones.
+        if weights is None and (counts == 0).any():
             raise DatasetError("class-balanced sampling needs both real and fake training items")
-        # Given weights (e.g. data.pool.source_weights: balanced per source) replace the per-class ones.
         weights = 1.0 / counts[labels] if weights is None else np.asarray(weights, dtype=np.float64)
         self.weights = torch.as_tensor(weights, dtype=torch.double)
         total = num_samples or len(labels)
