@@ -40,7 +40,7 @@ UNTRAINED_WARNING = (
 FULL_SEARCH_EVERY = 8
 FOLLOW_SHARE = 0.7
 FOLLOW_MAX_SMALLEST = 80
-FOLLOW_MARGIN: float | None = 0.5  # None: search whole frames in between
+FOLLOW_MARGIN: float | None = 1.0  # None: search whole frames in between
 
 SHORT_READ_WARNING = ("only {read} of {asked} sampled frames could be read (the video is cut short or damaged); "
                       "the verdict rests on those")
