@@ -76,3 +76,21 @@ def test_assignment_is_as_cheap_as_scipys():
         assert len(set(rows)) == len(rows) and len(set(cols)) == len(cols)
         assert cost[rows, cols].sum() == pytest.approx(cost[best_rows, best_cols].sum())
     assert [len(a) for a in min_cost_assignment(np.zeros((0, 3)))] == [0, 0]
+
+
+@pytest.mark.parametrize("size,target", [((720, 1280), (540, 960)), ((1280, 720), (960, 540)),
+                                         ((500, 300), (200, 120)), ((90, 64), (60, 48))])
+def test_shrinking_by_small_ratios_takes_the_block_path_with_the_same_pixels(size, target, monkeypatch):
+    import dfdetect.imaging as imaging
+
+    image = np.random.default_rng(1).integers(0, 256, size + (3,), dtype=np.uint8)
+    calls = []
+    original = imaging._resample_periodic
+    monkeypatch.setattr(imaging, "_resample_periodic", lambda *a: calls.append(a[1]) or original(*a))
+    blocked = imaging.resize(image, target[1], target[0])
+    assert sorted(calls) == [0, 1]
+    monkeypatch.setattr(imaging, "_MAX_PERIOD", 0)  # every line gathered on its own
+    gathered = imaging.resize(image, target[1], target[0])
+    assert np.abs(blocked.astype(int) - gathered.astype(int)).max() <= 1
+    if size[0] * 3 == target[0] * 4:  # weights of quarters: exact sums either way
+        assert np.array_equal(blocked, gathered)
