@@ -143,16 +143,26 @@ def _essence(result) -> tuple:
 
 
 def test_overlapped_scans_equal_one_by_one_scans_in_input_order(detector, inputs, monkeypatch):
+    events = []  # ("decode" | "scan", file name), in the order they began, from both threads
+    frames_of, scan = detector._frames_of, detector._scan
+    monkeypatch.setattr(detector, "_frames_of", lambda path: events.append(("decode", Path(path).name)) or
+                        frames_of(path))
+    monkeypatch.setattr(detector, "_scan", lambda path, *a, **k: events.append(("scan", Path(path).name)) or
+                        scan(path, *a, **k))
     overlapped = list(detector.scan_many(inputs))
     assert _wait_until(lambda: not _decode_threads())
+    monkeypatch.setattr(detector, "_frames_of", frames_of)
+    monkeypatch.setattr(detector, "_scan", scan)
     monkeypatch.setattr(detector.options, "overlap", False)
     plain = [detector.scan(path) for path in inputs]
     assert [_essence(r) for r in overlapped] == [_essence(r) for r in plain]
     assert [r.path for r in overlapped] == [str(p) for p in inputs]
     assert [r.verdict for r in overlapped][1:3] == ["error", "error"]
     assert all(r.verdict in ("fake", "real") for r in overlapped[3:])
-    # The clip after the image was decoded while the image and the sample clip were scanned.
-    assert overlapped[-1].timings["decode_s"] < plain[-1].timings["decode_s"]
+    # The clip after the image began decoding while the image was still being scanned (an order of events, not
+    # a timing: how much that saves is benchmarks/decode_cpu.py's to say).
+    clip = inputs[-1].name
+    assert events.index(("decode", clip)) < events.index(("scan", clip))
 
 
 def test_the_command_prints_each_bad_file_once_and_finishes_the_others(inputs, tmp_path, capsys):
