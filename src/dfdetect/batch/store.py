@@ -28,6 +28,7 @@ from ..results import ScanResult
 
 SCHEMA_VERSION = 1
 DEFAULT_LEASE_S = 120.0
+OPEN_TIMEOUT_S = 60.0  # how long opening waits for other processes that hold the database
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
@@ -123,16 +124,34 @@ class ResultStore:
         if self.path.is_dir():
             raise StoreError(f"{self.path} is a folder, not a results database file")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + OPEN_TIMEOUT_S
+        while True:
+            try:
+                self.db = self._connect()
+                return
+            except sqlite3.OperationalError as exc:
+                # Switching a new file to WAL answers "locked" at once, without waiting, while another process
+                # sets the same file up: wait and try again.
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise StoreError(f"{self.path} is not a dfdetect results database ({exc})") from None
+                time.sleep(0.05)
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"{self.path} is not a dfdetect results database ({exc})") from None
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE), nothing is begun behind our back.
+        db = sqlite3.connect(str(self.path), timeout=OPEN_TIMEOUT_S, isolation_level=None)
         try:
-            # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE), nothing is begun behind our back.
-            self.db = sqlite3.connect(str(self.path), timeout=60.0, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")  # in WAL: durable when a process dies, not on power loss
-            self.db.executescript(_SCHEMA)  # each statement is idempotent: several processes may open at once
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")  # in WAL: durable when a process dies, not on power loss
+            db.executescript(_SCHEMA)  # each statement is idempotent: several processes may open at once
+            self.db = db
             with self._transaction():
                 self._check_version()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path} is not a dfdetect results database ({exc})") from None
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     def close(self) -> None:
         self.db.close()
