@@ -38,8 +38,8 @@ UNTRAINED_WARNING = (
 # search of the whole frame finds (faces/mtcnn.py); a frame where fewer faces than before turn up is searched
 # again in full, so a face that moved further is not lost. On the six clips this cut detection by a further
 # 34-35%, p(fake) still within 0.0001; a margin of 0.5 was no faster and moved p(fake) by 0.0008, 0.25 by 0.011.
-# Feeding the last boxes straight to R-Net and O-Net (no P-Net) was a quarter faster again but moved p(fake) by
-# up to 0.09 (a one-off comparison, not kept).
+# Feeding the last boxes straight to R-Net and O-Net (no P-Net) was tried: faster again, but its boxes drifted
+# from MTCNN's own and p(fake) moved far more than with any setting above, so it was not kept.
 FULL_SEARCH_EVERY = 8
 FOLLOW_SHARE = 0.7
 FOLLOW_MAX_SMALLEST = 80

@@ -127,7 +127,7 @@ class ResultStore:
         deadline = time.monotonic() + OPEN_TIMEOUT_S
         while True:
             try:
-                self.db = self._connect()
+                self._connect()
                 return
             except sqlite3.OperationalError as exc:
                 # Switching a new file to WAL answers "locked" at once, without waiting, while another process
@@ -138,20 +138,18 @@ class ResultStore:
             except sqlite3.DatabaseError as exc:
                 raise StoreError(f"{self.path} is not a dfdetect results database ({exc})") from None
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self) -> None:
         # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE), nothing is begun behind our back.
-        db = sqlite3.connect(str(self.path), timeout=OPEN_TIMEOUT_S, isolation_level=None)
+        self.db = sqlite3.connect(str(self.path), timeout=OPEN_TIMEOUT_S, isolation_level=None)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")  # in WAL: durable when a process dies, not on power loss
-            db.executescript(_SCHEMA)  # each statement is idempotent: several processes may open at once
-            self.db = db
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")  # in WAL: durable when a process dies, not on power loss
+            self.db.executescript(_SCHEMA)  # each statement is idempotent: several processes may open at once
             with self._transaction():
                 self._check_version()
         except BaseException:
-            db.close()
+            self.db.close()
             raise
-        return db
 
     def close(self) -> None:
         self.db.close()

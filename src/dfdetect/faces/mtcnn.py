@@ -136,26 +136,27 @@ def _level_windows(rects: Sequence, scale: float, height: int, width: int) -> li
     """Rectangles of image pixels as windows of one pyramid level (top, bottom, left, right), starting on even
     rows and columns and of even sizes (so P-Net's cells line up with the whole level's), at least P-Net's 12
     px; overlapping windows are joined."""
-    windows = []
+    joined: list[tuple[int, int, int, int]] = []
     for x1, y1, x2, y2 in rects:
-        top, bottom = _even_span(y1 * scale, y2 * scale, height)
-        left, right = _even_span(x1 * scale, x2 * scale, width)
-        if bottom - top >= 12 and right - left >= 12:
-            windows.append([top, bottom, left, right])
-    joined = True
-    while joined:  # join until no two overlap
-        joined = False
-        for a in range(len(windows)):
-            for b in range(a + 1, len(windows)):
-                p, q = windows[a], windows[b]
-                if p[0] < q[1] and q[0] < p[1] and p[2] < q[3] and q[2] < p[3]:
-                    windows[a] = [min(p[0], q[0]), max(p[1], q[1]), min(p[2], q[2]), max(p[3], q[3])]
-                    del windows[b]
-                    joined = True
-                    break
-            if joined:
-                break
-    return [tuple(window) for window in windows]
+        window = _even_span(y1 * scale, y2 * scale, height) + _even_span(x1 * scale, x2 * scale, width)
+        if window[1] - window[0] < 12 or window[3] - window[2] < 12:
+            continue
+        overlapping = [w for w in joined if _overlap(w, window)]
+        while overlapping:  # a joined window may reach others
+            joined = [w for w in joined if w not in overlapping]
+            window = _union(window, *overlapping)
+            overlapping = [w for w in joined if _overlap(w, window)]
+        joined.append(window)
+    return joined
+
+
+def _overlap(a: tuple, b: tuple) -> bool:
+    return a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]
+
+
+def _union(*windows: tuple) -> tuple[int, int, int, int]:
+    return (min(w[0] for w in windows), max(w[1] for w in windows),
+            min(w[2] for w in windows), max(w[3] for w in windows))
 
 
 def _even_span(start: float, end: float, size: int) -> tuple[int, int]:
