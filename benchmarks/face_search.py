@@ -23,10 +23,10 @@ CLIPS = REPO.parent / "shared" / "data" / "dfdc-videos" / "videos"
 # name: (a full search once in this many frames, FOLLOW_MARGIN: None searches whole frames in between)
 SETTINGS = {"full search on every frame": (1, None),
             "once in 8, whole frames in between": (8, None),
-            "once in 8, near the last faces, margin 1.0 (default)": (8, 1.0),
-            "once in 8, near the last faces, margin 0.5": (8, 0.5),
+            "once in 8, near the last faces, margin 1.0": (8, 1.0),
+            "once in 8, near the last faces, margin 0.5 (default)": (8, 0.5),
             "once in 8, near the last faces, margin 0.25": (8, 0.25),
-            "once in 16, near the last faces, margin 1.0": (16, 1.0)}
+            "once in 16, near the last faces, margin 0.5": (16, 0.5)}
 
 
 def main() -> int:

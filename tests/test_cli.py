@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from dfdetect.cli import build_parser, main
@@ -62,3 +64,15 @@ def test_one_spelling_per_idea_with_the_old_ones_kept(capsys):
     assert _parse("evaluate", "m", "t.csv", "--tta", "none").tta == "none"
     assert _parse("scan", "x.mp4", "--threshold", "card").threshold == "card"
     assert _parse("scan", "x.mp4", "--threshold", "0.7").threshold == 0.7
+
+
+def test_scanning_commands_keep_openblas_to_one_thread_unless_told_otherwise(monkeypatch, tmp_path, capsys):
+    missing = str(tmp_path / "missing.mp4")
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    assert main(["models"]) == 0
+    assert "OPENBLAS_NUM_THREADS" not in os.environ  # other commands keep BLAS's own choice
+    assert main(["scan", missing, "--quiet"]) != 0
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "1"
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
+    assert main(["scan", missing, "--quiet"]) != 0
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "3"

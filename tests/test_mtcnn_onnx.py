@@ -104,12 +104,12 @@ def test_pyramid_levels_and_crops_resample_as_torch_area_interpolation():
     torch = pytest.importorskip("torch")
     from torch.nn.functional import interpolate
 
-    from dfdetect.faces.mtcnn import _crops, _pyramid_level, _summed_area
+    from dfdetect.faces.mtcnn import SummedArea, _crops, _pyramid_level
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (2, 57, 83, 3), dtype=np.uint8)
     as_torch = torch.from_numpy(images).permute(0, 3, 1, 2).float()
-    tables = _summed_area(images)
+    tables = SummedArea(images)
     for height, width in ((35, 50), (12, 12), (57, 83), (90, 100)):
         expected = (interpolate(as_torch, size=(height, width), mode="area") - 127.5) * 0.0078125
         assert np.abs(_pyramid_level(tables, height, width) - expected.numpy()).max() < 1e-5
@@ -125,6 +125,26 @@ def test_pyramid_levels_and_crops_resample_as_torch_area_interpolation():
         region = as_torch[owner : owner + 1, :, y1 - 1 : y2, x1 - 1 : x2]
         expected = (interpolate(region, size=(24, 24), mode="area") - 127.5) * 0.0078125
         assert np.abs(crop - expected[0].numpy()).max() < 1e-5
+
+
+def test_tables_over_a_window_give_the_whole_tables_sums_and_widen_when_read_outside():
+    from dfdetect.faces.mtcnn import SummedArea, _crops, _pyramid_level
+
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (2, 57, 83, 3), dtype=np.uint8)
+    whole, part = SummedArea(images), SummedArea(images, (5, 40, 15, 70))
+    assert part.table.shape == (2, 3, 36, 56)
+    level = (slice(None), slice(None), slice(4, 16), slice(10, 30))  # reads image rows 6-26, columns 16-49
+    np.testing.assert_array_equal(_pyramid_level(part, 35, 50, (4, 16), (10, 30), image=1),
+                                  _pyramid_level(whole, 35, 50)[1:][level])
+    assert part.table.shape == (2, 3, 36, 56)  # read inside: not rebuilt
+    boxes = np.array([[22.0, 12.0, 60.0, 38.0, 0.9], [-8.0, 30.0, 20.0, 70.0, 0.8]], np.float32)
+    owners = np.array([0, 1])
+    inside, _, _ = _crops(part, boxes[:1], owners[:1], 24)
+    np.testing.assert_array_equal(inside, _crops(whole, boxes[:1], owners[:1], 24)[0])
+    beyond, _, _ = _crops(part, boxes, owners, 24)  # the second box reaches past the window
+    np.testing.assert_array_equal(beyond, _crops(whole, boxes, owners, 24)[0])
+    assert (part.top, part.bottom, part.left, part.right) == (5, 57, 0, 70)
 
 
 def test_nms_matches_torchvision_and_facenet_pytorchs_min_rule():

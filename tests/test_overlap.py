@@ -165,6 +165,21 @@ def test_overlapped_scans_equal_one_by_one_scans_in_input_order(detector, inputs
     assert events.index(("decode", clip)) < events.index(("scan", clip))
 
 
+def test_chunks_scored_beside_the_face_search_give_the_scores_of_a_scan_in_one_thread(inputs, monkeypatch):
+    chunked = Detector.load("default", device="cpu", sampling="12", chunk_frames=4)  # three chunks of faces
+    threads = []
+    predict = chunked.predict
+    monkeypatch.setattr(chunked, "predict", lambda crops: threads.append(threading.current_thread()) or
+                        predict(crops))
+    overlapped = chunked.scan(inputs[-1])
+    assert len(threads) == 3 and threading.main_thread() not in threads
+    monkeypatch.setattr(chunked.options, "overlap", False)
+    threads.clear()
+    plain = chunked.scan(inputs[-1])
+    assert threads == [threading.main_thread()] * 3
+    assert _essence(overlapped) == _essence(plain) and overlapped.frames_sampled == 12
+
+
 def test_the_command_prints_each_bad_file_once_and_finishes_the_others(inputs, tmp_path, capsys):
     out = tmp_path / "r.json"
     status = main(["scan", *map(str, inputs), "--device", "cpu", "--frames", "4", "--quiet", "--json", str(out)])

@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from contextlib import closing
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
@@ -30,20 +31,22 @@ UNTRAINED_WARNING = (
 # smaller: MTCNN then skips the pyramid levels of faces far smaller than anyone in view, most of its work on large
 # frames, and larger faces come out exactly as from a full search. A full search that finds no face leaves the
 # next frame searched in full too, so small faces are still found (and flagged). On the six shared clips this
-# moved no p(fake) by more than 0.0001 and cut detection time by 27-33%; a full search once in 16 or 32 frames
-# saved 6-9% more but moved p(fake) by up to 0.0008 (benchmarks/results/face_search_cpu.md).
+# cut detection from 10.7-11.3 s (a full search on every frame) to 7.3 s (benchmarks/results/face_search_cpu.md).
 # Detectors that can (searches_regions: MTCNN on ONNX Runtime) also look in between only near the faces of the
 # frame before: each box widened by FOLLOW_MARGIN of its side on every side, for faces down to FOLLOW_SHARE of the
 # smallest (no new face can turn up there, so FOLLOW_MAX_SMALLEST does not apply). Faces found there are those a
 # search of the whole frame finds (faces/mtcnn.py); a frame where fewer faces than before turn up is searched
-# again in full, so a face that moved further is not lost. On the six clips this cut detection by a further
-# 34-35%, p(fake) still within 0.0001; a margin of 0.5 was no faster and moved p(fake) by 0.0008, 0.25 by 0.011.
+# again in full, so a face that moved further is not lost. With the bundled model v2.2 on the six clips, searching
+# near the last faces with a margin of 0.5 took detection from 7.3 s (whole frames in between) to 3.6 s, 1.0 to
+# 4.1 s, both moving p(fake) no more than whole frames in between do (0.0036 from a full search on every frame);
+# 0.25 moved it by 0.014. A full search once in 16 frames saved 8-11% more, but a person who comes into view is
+# found later.
 # Feeding the last boxes straight to R-Net and O-Net (no P-Net) was tried: faster again, but its boxes drifted
 # from MTCNN's own and p(fake) moved far more than with any setting above, so it was not kept.
 FULL_SEARCH_EVERY = 8
 FOLLOW_SHARE = 0.7
 FOLLOW_MAX_SMALLEST = 80
-FOLLOW_MARGIN: float | None = 1.0  # None: search whole frames in between
+FOLLOW_MARGIN: float | None = 0.5  # None: search whole frames in between
 
 SHORT_READ_WARNING = ("only {read} of {asked} sampled frames could be read (the video is cut short or damaged); "
                       "the verdict rests on those")
@@ -224,13 +227,28 @@ class Detector:
         on_time = report_time if on_progress is not None and info.duration_s else None
         detections, probs, quality = [], [], []
         classify_s = 0.0
-        # Each chunk's crops are scored and dropped at once, so memory stays bounded whatever the video's length.
-        for chunk_detections, crops, chunk_quality in self._face_chunks(path, timings, on_time, frames):
+
+        def classify(crops: list) -> list[float]:
+            nonlocal classify_s
             t = time.perf_counter()
-            probs += self.predict(crops).tolist()
+            scores = self.predict(crops).tolist()
             classify_s += time.perf_counter() - t
-            detections += chunk_detections
-            quality += chunk_quality
+            return scores
+
+        # Each chunk's crops are scored and dropped soon after, so memory stays bounded whatever the video's
+        # length. With `overlap`, a chunk is scored in a thread while the next chunk's faces are found: face
+        # search uses the cores poorly (small networks, small images), so the two share them well.
+        with ThreadPoolExecutor(max_workers=1) if self.options.overlap else nullcontext() as scorer:
+            scoring: list = []  # at most one chunk's scores pending
+            for chunk_detections, crops, chunk_quality in self._face_chunks(path, timings, on_time, frames):
+                if scorer is None:
+                    probs += classify(crops)
+                else:
+                    probs += scoring.pop().result() if scoring else []
+                    scoring.append(scorer.submit(classify, crops))
+                detections += chunk_detections
+                quality += chunk_quality
+            probs += scoring.pop().result() if scoring else []
         timings["classify_s"] = round(classify_s, 3)
         return self._assemble(path, info, detections, probs, quality, timings)
 

@@ -9,7 +9,7 @@ last NMS by intersection over the smaller box ('Min', 0.7). Pixels go in as (x -
 
 Pyramid levels and crops are resampled exactly as torch's "area" interpolation (adaptive average pooling, which
 OpenCV's INTER_AREA is not: with it, boxes on DFDC frames overlapped facenet-pytorch's by IoU 0.87 to 1.0), from
-summed-area tables.
+summed-area tables; a search near given regions builds them only over the part of the image it reads.
 Boxes, scores and landmarks then equal facenet-pytorch's to float rounding (tests/test_mtcnn_onnx.py).
 """
 
@@ -64,10 +64,11 @@ class OnnxMtcnn:
             return empty
 
         # First stage: P-Net over the pyramid; candidates are rows of x1, y1, x2, y2, score, 4 regressions.
+        plan = _search_plan(scales, h, w, regions)
+        tables = SummedArea(images, _plan_extent(plan, h, w))
         found, owners = [], []
-        tables = _summed_area(images)
-        for scale in scales:
-            boxes, image_inds = self._pnet_level(tables, scale, regions)
+        for scale, windows in plan:
+            boxes, image_inds = self._pnet_level(tables, scale, windows)
             keep = batched_nms(boxes[:, :4], boxes[:, 4], image_inds, 0.5)
             found.append(boxes[keep])
             owners.append(image_inds[keep])
@@ -109,27 +110,58 @@ class OnnxMtcnn:
         return [(boxes[image_inds == i], points[image_inds == i]) for i in range(n)]
 
 
-    def _pnet_level(self, tables: np.ndarray, scale: float, regions: Sequence | None):
+    def _pnet_level(self, tables: SummedArea, scale: float, windows: list | None):
         """P-Net's candidates on one pyramid level: boxes (rows as _generate_boxes) and the image of each.
 
-        With regions, P-Net sees only the parts of the level under them, cut at even rows and columns: P-Net
-        has no padding and a stride of 2, so its cells there are exactly those of the whole level, and the
-        candidates (and, as R-Net and O-Net crop from the whole image, the faces) are the same."""
-        h, w = tables.shape[2] - 1, tables.shape[3] - 1
-        height, width = int(h * scale + 1), int(w * scale + 1)
-        if regions is None:
+        windows: None (every image's whole level) or per image the windows of the level P-Net sees (see
+        _search_plan), cut at even rows and columns: P-Net has no padding and a stride of 2, so its cells there
+        are exactly those of the whole level, and the candidates (and, as R-Net and O-Net crop from the whole
+        image, the faces) are the same."""
+        height, width = _level_size(tables.height, tables.width, scale)
+        if windows is None:
             reg, prob = self._pnet.run(None, {"image": _pyramid_level(tables, height, width)})
             return _generate_boxes(reg, prob[:, 1], scale, self.thresholds[0])
         found, owners = [np.zeros((0, 9), np.float32)], [np.zeros(0, np.int64)]
-        for i, rects in enumerate(regions):
-            windows = [(0, height, 0, width)] if rects is None else _level_windows(rects, scale, height, width)
-            for top, bottom, left, right in windows:
-                level = _pyramid_level(tables[i : i + 1], height, width, (top, bottom), (left, right))
+        for i, image_windows in enumerate(windows):
+            for top, bottom, left, right in image_windows:
+                level = _pyramid_level(tables, height, width, (top, bottom), (left, right), image=i)
                 reg, prob = self._pnet.run(None, {"image": level})
                 boxes, _ = _generate_boxes(reg, prob[:, 1], scale, self.thresholds[0], (left // 2, top // 2))
                 found.append(boxes)
                 owners.append(np.full(len(boxes), i, np.int64))
         return np.concatenate(found), np.concatenate(owners)
+
+
+def _level_size(h: int, w: int, scale: float) -> tuple[int, int]:
+    return int(h * scale + 1), int(w * scale + 1)
+
+
+def _search_plan(scales: list[float], h: int, w: int, regions: Sequence | None) -> list[tuple[float, list | None]]:
+    """Per pyramid scale, the windows of the level P-Net sees: None when every image is searched whole, else per
+    image a list of (top, bottom, left, right), the whole level for an image whose regions are None."""
+    if regions is None:
+        return [(scale, None) for scale in scales]
+    plan = []
+    for scale in scales:
+        height, width = _level_size(h, w, scale)
+        plan.append((scale, [[(0, height, 0, width)] if rects is None else _level_windows(rects, scale, height, width)
+                             for rects in regions]))
+    return plan
+
+
+def _plan_extent(plan: list, h: int, w: int) -> tuple[int, int, int, int] | None:
+    """The image rows and columns (top, bottom, left, right) whose pixels the plan's level windows average; None
+    for the whole image."""
+    if any(windows is None for _, windows in plan):
+        return None
+    extent = None
+    for scale, windows in plan:
+        height, width = _level_size(h, w, scale)
+        for top, bottom, left, right in (window for image_windows in windows for window in image_windows):
+            rows, cols = _bins(h, height, (top, bottom)), _bins(w, width, (left, right))
+            read = (int(rows[0][0]), int(rows[1][-1]), int(cols[0][0]), int(cols[1][-1]))
+            extent = read if extent is None else _union(extent, read)
+    return extent if extent is not None else (0, 0, 0, 0)
 
 
 def _level_windows(rects: Sequence, scale: float, height: int, width: int) -> list[tuple[int, int, int, int]]:
@@ -203,18 +235,38 @@ def _run_batched(session, batch: np.ndarray, size: int = 512) -> list[np.ndarray
 # resampled to m is the mean of input pixels floor(i * n / m) to ceil((i + 1) * n / m) - 1. Sums over such
 # rectangles come exactly, in integers, from each image's summed-area table, for the pyramid levels and for
 # the crops alike.
-def _summed_area(images: np.ndarray) -> np.ndarray:
-    """(N, 3, H + 1, W + 1) summed-area tables of (N, H, W, 3) uint8 images: [n, c, y, x] is the sum of
-    channel c over rows < y and columns < x."""
-    n, h, w = images.shape[:3]
-    wide = h * w * 255 >= 2**31  # int32 holds every sum of a frame up to 8 Mpx
-    dtype = np.int64 if wide else np.int32
-    tables = np.zeros((n, 3, h + 1, w + 1), dtype)
-    # Contiguous planes and add.accumulate: three times faster than cumsum over the transposed view.
-    planes = np.ascontiguousarray(images.transpose(0, 3, 1, 2)).astype(dtype)
-    np.add.accumulate(planes, axis=2, out=planes)
-    np.add.accumulate(planes, axis=3, out=tables[:, :, 1:, 1:])
-    return tables
+class SummedArea:
+    """Summed-area tables of a batch of (N, H, W, 3) uint8 images over one window of image rows and columns
+    (top, bottom, left, right; None: the whole images). `table` is (N, 3, rows + 1, columns + 1): [n, c, y, x]
+    the sum of channel c over the window's rows before top + y and columns before left + x. A sum asked for
+    outside the window widens it first (a search near regions reads a little past them only now and then), so
+    sums are always exact."""
+
+    def __init__(self, images: np.ndarray, window: tuple[int, int, int, int] | None = None):
+        self.images = images
+        self.height, self.width = images.shape[1:3]
+        self._build(window or (0, self.height, 0, self.width))
+
+    def covering(self, rows: tuple[int, int], cols: tuple[int, int]) -> tuple[np.ndarray, int, int]:
+        """(table, top, left) for sums over image rows rows[0] to rows[1] - 1 and columns likewise: table
+        index y stands for image row top + y."""
+        window = (rows[0], rows[1], cols[0], cols[1])
+        if not (self.top <= rows[0] and rows[1] <= self.bottom and self.left <= cols[0] and cols[1] <= self.right):
+            self._build(_union((self.top, self.bottom, self.left, self.right), window))
+        return self.table, self.top, self.left
+
+    def _build(self, window: tuple[int, int, int, int]) -> None:
+        top, bottom, left, right = window
+        self.top, self.bottom, self.left, self.right = top, bottom, left, right
+        part = self.images[:, top:bottom, left:right]
+        n, h, w = part.shape[:3]
+        wide = h * w * 255 >= 2**31  # int32 holds every sum of a frame up to 8 Mpx
+        dtype = np.int64 if wide else np.int32
+        self.table = np.zeros((n, 3, h + 1, w + 1), dtype)
+        # Contiguous planes and add.accumulate: three times faster than cumsum over the transposed view.
+        planes = np.ascontiguousarray(part.transpose(0, 3, 1, 2)).astype(dtype)
+        np.add.accumulate(planes, axis=2, out=planes)
+        np.add.accumulate(planes, axis=3, out=self.table[:, :, 1:, 1:])
 
 
 def _bins(size: int, out: int, part: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -233,28 +285,37 @@ def _normalised(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return out
 
 
-def _pyramid_level(tables: np.ndarray, height: int, width: int, rows: tuple[int, int] | None = None,
-                   cols: tuple[int, int] | None = None) -> np.ndarray:
+def _pyramid_level(tables: SummedArea, height: int, width: int, rows: tuple[int, int] | None = None,
+                   cols: tuple[int, int] | None = None, image: int | None = None) -> np.ndarray:
     """P-Net's input for one pyramid level: the images area-resampled to (N, 3, height, width), normalised;
-    with rows / cols (first, end), only that part of the level."""
-    rows_from, rows_to = _bins(tables.shape[2] - 1, height, rows)
-    cols_from, cols_to = _bins(tables.shape[3] - 1, width, cols)
-    strips = np.take(tables, rows_to, axis=2) - np.take(tables, rows_from, axis=2)  # sums over bins' rows
+    with rows / cols (first, end), only that part of the level; with `image`, of that image only."""
+    rows_from, rows_to = _bins(tables.height, height, rows)
+    cols_from, cols_to = _bins(tables.width, width, cols)
+    table, top, left = tables.covering((rows_from[0], rows_to[-1]), (cols_from[0], cols_to[-1]))
+    if image is not None:
+        table = table[image : image + 1]
+    rows_from, rows_to, cols_from, cols_to = rows_from - top, rows_to - top, cols_from - left, cols_to - left
+    strips = np.take(table, rows_to, axis=2) - np.take(table, rows_from, axis=2)  # sums over bins' rows
     sums = np.take(strips, cols_to, axis=3) - np.take(strips, cols_from, axis=3)
     counts = ((rows_to - rows_from)[:, None] * (cols_to - cols_from)[None, :]).astype(np.float32)
     return _normalised(sums, counts)
 
 
-def _crops(tables: np.ndarray, boxes: np.ndarray, image_inds: np.ndarray, size: int):
+def _crops(tables: SummedArea, boxes: np.ndarray, image_inds: np.ndarray, size: int):
     """Network input (K, 3, size, size): each box's pixels area-resampled, normalised. As facenet-pytorch's
     pad(), a box is truncated to integers and limited to its image; a box wholly outside gives no crop and is
     dropped. Returns the crops with the boxes and owners kept."""
-    table_h, table_w = tables.shape[2:]
     corners = np.trunc(boxes[:, :4]).astype(np.int64)
     left, top = np.maximum(corners[:, 0], 1) - 1, np.maximum(corners[:, 1], 1) - 1
-    right, bottom = np.minimum(corners[:, 2], table_w - 1), np.minimum(corners[:, 3], table_h - 1)
+    right, bottom = np.minimum(corners[:, 2], tables.width), np.minimum(corners[:, 3], tables.height)
     valid = (bottom > top) & (right > left)
     left, top, right, bottom, owners = left[valid], top[valid], right[valid], bottom[valid], image_inds[valid]
+    if not len(owners):
+        return np.zeros((0, 3, size, size), np.float32), boxes[valid], owners
+    table, table_top, table_left = tables.covering((int(top.min()), int(bottom.max())),
+                                                   (int(left.min()), int(right.max())))
+    top, bottom, left, right = top - table_top, bottom - table_top, left - table_left, right - table_left
+    table_h, table_w = table.shape[2:]
     i = np.arange(size)
     # Per crop and output pixel, the table rows and columns around its bin: (K, size).
     heights, widths = (bottom - top)[:, None], (right - left)[:, None]
@@ -262,7 +323,7 @@ def _crops(tables: np.ndarray, boxes: np.ndarray, image_inds: np.ndarray, size: 
     cols_from, cols_to = left[:, None] + (i * widths) // size, left[:, None] + ((i + 1) * widths + size - 1) // size
     # Flat indices into the tables, (K, 3, size, 1) for rows and (K, 1, 1, size) for columns.
     planes = (owners[:, None] * 3 + np.arange(3)[None, :])[:, :, None, None] * (table_h * table_w)
-    flat = tables.reshape(-1)
+    flat = table.reshape(-1)
 
     def corner(rows, cols):
         return np.take(flat, planes + rows[:, None, :, None] * table_w + cols[:, None, None, :])
