@@ -100,6 +100,13 @@ def test_source_weights_balance_labels_within_sources_and_temper_sizes():
         assert real == pytest.approx(share[name] / 2)
     equal = pd.Series(source_weights(rows, share_power=0.0)).groupby(rows["dataset"]).sum()
     assert equal.to_numpy() == pytest.approx([1 / 3] * 3)
+    # Two thirds of each source's draws to its reals; the sources' shares and a one-label source stay as they were.
+    thirds = source_weights(rows, share_power=0.5, real_share=2 / 3)
+    assert pd.Series(thirds).groupby(rows["dataset"]).sum().to_numpy() == pytest.approx(share.to_numpy())
+    for name in ("big", "small"):
+        part = (rows["dataset"] == name).to_numpy()
+        real = thirds[part & (rows["label"] == "real").to_numpy()].sum()
+        assert real == pytest.approx(share[name] * 2 / 3)
 
 
 def test_group_weights_draw_a_group_more_often_without_moving_source_or_label_shares():

@@ -128,6 +128,8 @@ def test_overrides_reach_nested_fields_and_lists():
     ("loss.name=ce", "needs model.num_classes: 2"),
     ("data.batch_size=zero", "data.batch_size"),
     ("data.self_blended_only=true", "needs data.sbi_fraction > 0"),
+    ("data.real_share=0.67", "real_share needs data.balance_classes and data.source_share_power"),
+    ("data.real_share=1.0", "data.real_share"),
     ("no_equals_sign", "section.key=value"),
 ])
 def test_bad_overrides_are_one_line_errors(override, message):

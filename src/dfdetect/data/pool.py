@@ -83,12 +83,13 @@ def pool_table(pool: pd.DataFrame) -> pd.DataFrame:
     return pd.crosstab(key.rename("source"), pool["split"].replace("", "(none)"), margins=True, margins_name="total")
 
 
-def source_weights(rows: pd.DataFrame, share_power: float = 0.5, group_factors: Mapping[str, float] | None = None
-                   ) -> np.ndarray:
+def source_weights(rows: pd.DataFrame, share_power: float = 0.5, group_factors: Mapping[str, float] | None = None,
+                   real_share: float = 0.5) -> np.ndarray:
     """A sampling weight per row (summing to 1). Each source (the `dataset` column) gets a share of the draws
     in proportion to its size ** share_power, so that 1,000 FF++ crops are not drowned by 18,000 DFDC ones
-    (0.5: square root) without being repeated 18 times over; within a source, real and fake get equal
-    halves, so that no source's style alone says "real" or "fake". A source with one label keeps it.
+    (0.5: square root) without being repeated 18 times over; within a source, real and fake get the same
+    split, `real_share` of its draws to real rows (0.5: halves), so that no source's style alone says "real"
+    or "fake". A source with one label keeps it.
 
     group_factors ({"age_band under 13": 3.0}, groups named as the calibration names them) draw the rows of a
     group that many times more often than the other rows of their source and label, leaving the shares of
@@ -108,7 +109,8 @@ def source_weights(rows: pd.DataFrame, share_power: float = 0.5, group_factors: 
         present = [value for value in (0, 1) if (in_source & (labels == value)).any()]
         for value in present:
             cell = in_source & (labels == value)
-            weights[cell] = shares[s] / len(present) * emphasis[cell] / emphasis[cell].sum()
+            label_share = 1.0 if len(present) == 1 else (real_share if value == 0 else 1.0 - real_share)
+            weights[cell] = shares[s] * label_share * emphasis[cell] / emphasis[cell].sum()
     return weights
 
 

@@ -81,6 +81,11 @@ class DataSection(_Section):
     # With source_share_power: draw the rows of these groups this many times more often within their source
     # and label, e.g. {"age_band under 13": 3.0} (groups named as calibration.fpr_groups name them).
     group_weights: dict[str, float] = Field(default_factory=dict)
+    # With source_share_power: the share of each source's draws that go to its real rows (the rest to its fakes).
+    # Self-blended fakes are made from the real draws, so the labels come out real_share * (1 - sbi_fraction)
+    # real, real_share * sbi_fraction self-blended and 1 - real_share the pool's fakes: 2/3 with SBI on half
+    # of the reals gives thirds, where 0.5 gives the pool's fakes half of all draws.
+    real_share: float = Field(0.5, gt=0.0, lt=1.0)
     # Share of REAL training samples turned into self-blended fakes (label 1) on the fly.
     sbi_fraction: float = Field(0.0, ge=0.0, le=1.0)
     # Train on the real rows alone, so that every fake seen is self-blended (Shiohara and Yamasaki's recipe:
@@ -97,6 +102,9 @@ class DataSection(_Section):
     def _fakes_to_learn_from(self):
         if self.self_blended_only and self.sbi_fraction == 0:
             raise ValueError("data.self_blended_only needs data.sbi_fraction > 0 (else training sees no fake)")
+        if self.real_share != 0.5 and (self.source_share_power is None or not self.balance_classes):
+            raise ValueError("data.real_share needs data.balance_classes and data.source_share_power (it splits "
+                             "each source's draws)")
         return self
 
 
