@@ -47,6 +47,10 @@ VARIANTS = {
     "sbi-only": ("as codec+sources+sbi50, but the only fakes are self-blended: the pool's fakes are left out",
                  ["data.augment=multisource", "data.sbi_fraction=0.5", "data.source_share_power=0.5",
                   "data.self_blended_only=true"]),
+    "sbi-third": ("as codec+sources+sbi50, but two thirds of each source's draws go to its reals: real, "
+                  "self-blended and the pool's fakes a third each (the pool's fakes were half)",
+                  ["data.augment=multisource", "data.sbi_fraction=0.5", "data.source_share_power=0.5",
+                   "data.real_share=0.667"]),
     "sbi-only-seed1": ("sbi-only again with another seed: how far two runs of one recipe differ",
                        ["data.augment=multisource", "data.sbi_fraction=0.5", "data.source_share_power=0.5",
                         "data.self_blended_only=true", "train.seed=1"]),
