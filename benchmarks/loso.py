@@ -7,6 +7,7 @@ only, at frame and video level. Finished runs are kept and reused when the scrip
     python benchmarks/loso.py --hold-out ffpp --start default \
         --sources dfdc=runs/dfdc_faces.csv,ffpp=runs/ffpp_crops/manifest.csv,real-faces=runs/real_faces.csv
     python benchmarks/loso.py --hold-out dfdc --start imagenet --sources ...
+    python benchmarks/loso.py ... --seeds 3 --seeded codec+sources+sbi50,sbi-only   # three runs of those two
 
 --start: `default` (the bundled v1 model: DFDC-trained, so only fair when DFDC is not the held-out source),
 `imagenet`, or a checkpoint path. Writes benchmarks/results/loso_<held-out>.md with the commands.
@@ -51,9 +52,6 @@ VARIANTS = {
                   "self-blended and the pool's fakes a third each (the pool's fakes were half)",
                   ["data.augment=multisource", "data.sbi_fraction=0.5", "data.source_share_power=0.5",
                    "data.real_share=0.667"]),
-    "sbi-only-seed1": ("sbi-only again with another seed: how far two runs of one recipe differ",
-                       ["data.augment=multisource", "data.sbi_fraction=0.5", "data.source_share_power=0.5",
-                        "data.self_blended_only=true", "train.seed=1"]),
 }
 
 
@@ -63,6 +61,10 @@ def main() -> int:
     parser.add_argument("--sources", required=True, help="NAME=MANIFEST,... as for `dfdetect pool`")
     parser.add_argument("--start", default="imagenet", help="default | imagenet | a checkpoint")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"some of: {', '.join(VARIANTS)}")
+    parser.add_argument("--seeds", type=int, default=1, help="runs per variant, with train.seed 0, 1, ...: two runs "
+                        "of one recipe differ, and means tell recipes apart more surely")
+    parser.add_argument("--seeded", default=None, help="the variants that get --seeds runs (default: all); the "
+                        "others run once, with seed 0")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--max-held-out", type=int, default=None,
                         help="evaluate on this many rows of the held-out source, drawn at random (seed 0)")
@@ -83,19 +85,26 @@ def main() -> int:
         held_rows = held_rows.sample(args.max_held_out, random_state=0)
     write_manifest(held_rows, held)
     results = []
+    seeded = set(args.seeded.split(",")) if args.seeded else set(VARIANTS)
     for name in args.variants.split(","):
-        results.append((name, *train_and_evaluate(name, args, pool, held, work, commands)))
+        runs = args.seeds if name in seeded and VARIANTS[name][1] is not None else 1
+        for seed in range(runs):
+            results.append((name, seed, *train_and_evaluate(name, seed, args, pool, held, work, commands)))
     out = args.out or REPO / "benchmarks" / "results" / f"loso_{args.hold_out}.md"
     out.write_text(report(args, machine, results, commands))
     print(out.read_text())
     return 0
 
 
-def train_and_evaluate(name: str, args, pool: Path, held: Path, work: Path, commands: list) -> tuple[dict, float]:
-    run_dir = work / name
+def train_and_evaluate(name: str, seed: int, args, pool: Path, held: Path, work: Path, commands: list
+                       ) -> tuple[dict, float]:
+    run_name = name if seed == 0 else f"{name}-seed{seed}"
+    run_dir = work / run_name
     overrides = VARIANTS[name][1]
+    if overrides is not None and seed:
+        overrides = [*overrides, f"train.seed={seed}"]
     start = [] if args.start == "imagenet" else [f"model.init_from={args.start}"]
-    train = [*DFDETECT, "train", "configs/loso_small.yaml", f"data.manifest={pool}", f"name=loso_{name}",
+    train = [*DFDETECT, "train", "configs/loso_small.yaml", f"data.manifest={pool}", f"name=loso_{run_name}",
              *(overrides or []), *start, "--out", str(run_dir), "--device", args.device]
     model = args.start if overrides is None else str(run_dir / "model")
     evaluate = [*DFDETECT, "evaluate", model, str(held), "--split", "test", "--level", "both",
@@ -137,18 +146,35 @@ def figures(eval_dir: Path) -> dict:
     return out
 
 
+def _means_over_seeds(results) -> list[str]:
+    """Per variant run with several seeds: the mean and range of its headline figure (video ROC-AUC where the
+    held-out source has videos, else frame ROC-AUC)."""
+    by_variant: dict[str, list[float]] = {}
+    for name, _seed, f, _minutes in results:
+        video_auc = (f.get("video") or {}).get("auc")
+        headline = video_auc if video_auc is not None else f["frame"]["auc"]
+        by_variant.setdefault(name, []).append(headline)
+    several = {name: values for name, values in by_variant.items() if len(values) > 1}
+    if not several:
+        return []
+    return ["", "Over seeds (video ROC-AUC, or frame ROC-AUC where there are no videos): " + "; ".join(
+        f"{name} mean {sum(v) / len(v):.3f} ({min(v):.3f}-{max(v):.3f}, {len(v)} runs)" for name, v in several.items())
+        + "."]
+
+
 def report(args, machine: str, results, commands) -> str:
     def num(x):
         return "n/a" if x is None else f"{x:.3f}"
 
-    lines = ["| variant | what changes | frame ROC-AUC | frame log loss | video ROC-AUC | video AUC per method | minutes |",
-             "|---|---|---|---|---|---|---|"]
-    for name, f, minutes in results:
+    lines = ["| variant | what changes | seed | frame ROC-AUC | frame log loss | video ROC-AUC | video AUC per method "
+             "| minutes |", "|---|---|---|---|---|---|---|---|"]
+    for name, seed, f, minutes in results:
         methods = ", ".join(f"{m} {a:.3f}" for m, a in f.get("video_auc_per_method", {}).items()) or "n/a"
         video = f.get("video", {})
-        lines.append(f"| {name} | {VARIANTS[name][0]} | {num(f['frame']['auc'])} ({f['frame']['n']} crops) | "
+        lines.append(f"| {name} | {VARIANTS[name][0]} | {seed} | {num(f['frame']['auc'])} ({f['frame']['n']} crops) | "
                      f"{num(f['frame']['log_loss'])} | {num(video.get('auc'))} ({video.get('n', 0)} videos) | "
                      f"{methods} | {minutes:.0f} |")
+    lines += _means_over_seeds(results)
     shown_commands = "\n".join(shown(c) for c in commands)
     return (f"# Leave one source out: {args.hold_out} never seen in training\n\n"
             f"Measured {date.today().isoformat()} on {machine}.\n\n"

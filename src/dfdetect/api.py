@@ -61,7 +61,8 @@ class ScanOptions:
     batch_size: int = 32
     tta: bool = False               # also score the horizontally flipped face
     chunk_frames: int = 8           # frames decoded and detected at a time (bounds memory)
-    overlap: bool = True            # decode in a background thread, a chunk ahead and into the next input
+    overlap: bool = True            # decode in a background thread, a chunk ahead and into the next input,
+                                    # and classify a chunk's faces while the next chunk's are searched for
     detector_options: dict = field(default_factory=dict)
     min_track_fraction: float = 0.1  # tracks seen in fewer sampled frames are taken for false detections
 
