@@ -9,6 +9,7 @@ from contextlib import closing
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from dfdetect.api import Detector
@@ -178,6 +179,22 @@ def test_chunks_scored_beside_the_face_search_give_the_scores_of_a_scan_in_one_t
     plain = chunked.scan(inputs[-1])
     assert threads == [threading.main_thread()] * 3
     assert _essence(overlapped) == _essence(plain) and overlapped.frames_sampled == 12
+
+
+def test_a_classification_that_fails_in_its_thread_gives_that_input_one_error_line(inputs, monkeypatch):
+    chunked = Detector.load("default", device="cpu", sampling="12", chunk_frames=4)
+    calls = []
+
+    def predict(crops):
+        calls.append(len(crops))
+        if len(calls) == 2:
+            raise MediaError("crops unreadable")
+        return np.full(len(crops), 0.5)
+
+    monkeypatch.setattr(chunked, "predict", predict)
+    failed, after = list(chunked.scan_many([inputs[-1], inputs[0]]))
+    assert failed.verdict == "error" and failed.error == "crops unreadable"
+    assert after.verdict in ("fake", "real")
 
 
 def test_the_command_prints_each_bad_file_once_and_finishes_the_others(inputs, tmp_path, capsys):
