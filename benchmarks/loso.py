@@ -153,7 +153,8 @@ def _means_over_seeds(results) -> list[str]:
     for name, _seed, f, _minutes in results:
         video_auc = (f.get("video") or {}).get("auc")
         headline = video_auc if video_auc is not None else f["frame"]["auc"]
-        by_variant.setdefault(name, []).append(headline)
+        if headline is not None:  # None where the held-out rows have one label
+            by_variant.setdefault(name, []).append(headline)
     several = {name: values for name, values in by_variant.items() if len(values) > 1}
     if not several:
         return []

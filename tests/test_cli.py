@@ -68,7 +68,8 @@ def test_one_spelling_per_idea_with_the_old_ones_kept(capsys):
 
 def test_scanning_commands_keep_openblas_to_one_thread_unless_told_otherwise(monkeypatch, tmp_path, capsys):
     missing = str(tmp_path / "missing.mp4")
-    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "unset")  # so that teardown restores whatever was there
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS")
     assert main(["models"]) == 0
     assert "OPENBLAS_NUM_THREADS" not in os.environ  # other commands keep BLAS's own choice
     assert main(["scan", missing, "--quiet"]) != 0
