@@ -38,7 +38,7 @@ class TrainData:
 def build_data(recipe: Recipe, input_size: int, spec, dist: DistContext, device: torch.device,
                log: Callable[[str], None]) -> TrainData:
     from ..data.augment import build_augmentation
-    from ..data.dataset import FaceCropDataset, default_synthesizer, split_rows, worker_init
+    from ..data.dataset import FaceCropDataset, default_synthesizer, worker_init
     from ..data.manifest import read_manifest
 
     r, d = recipe, recipe.data

@@ -23,7 +23,7 @@ exactly the finished videos and redoes one that was cut off (its crops are overw
 from .presets import ExtractPreset, PRESETS, get_preset  # noqa: F401
 from .crops import JPEG_QUALITY, safe_name  # noqa: F401
 from .worker import extract_video, init_worker  # noqa: F401
-from .records import (
+from .records import (  # noqa: F401
     CONFIG_NAME, FINAL_STATUSES, LOG_NAME, MANIFEST_NAME, SUMMARY_NAME, build_manifest, read_log,
-)  # noqa: F401
+)
 from .run import ExtractionSummary, balance_fakes, default_workers, load_videos, order_videos, run_extraction  # noqa: F401
