@@ -240,16 +240,16 @@ class Detector:
         # length. With `overlap`, a chunk is scored in a thread while the next chunk's faces are found: face
         # search uses the cores poorly (small networks, small images), so the two share them well.
         with ThreadPoolExecutor(max_workers=1) if self.options.overlap else nullcontext() as scorer:
-            scoring: list = []  # at most one chunk's scores pending
+            pending = None  # the last chunk's scores, still being computed
             for chunk_detections, crops, chunk_quality in self._face_chunks(path, timings, on_time, frames):
                 if scorer is None:
                     probs += classify(crops)
                 else:
-                    probs += scoring.pop().result() if scoring else []
-                    scoring.append(scorer.submit(classify, crops))
+                    probs += pending.result() if pending is not None else []
+                    pending = scorer.submit(classify, crops)
                 detections += chunk_detections
                 quality += chunk_quality
-            probs += scoring.pop().result() if scoring else []
+            probs += pending.result() if pending is not None else []
         timings["classify_s"] = round(classify_s, 3)
         return self._assemble(path, info, detections, probs, quality, timings)
 
