@@ -38,6 +38,9 @@ def main() -> int:
     p.add_argument("--prune-steps", type=int, default=1, help="1: one-shot; seed 003 used 5")
     p.add_argument("--scope", default="global", choices=("global", "local"),
                    help="global: one ranking over all layers; local: every layer loses the same share")
+    p.add_argument("--channels", default="all", choices=("all", "hidden"),
+                   help="hidden: only the expanded channels inside the blocks (the stream between them kept)")
+    p.add_argument("--lr", type=float, default=1e-4, help="learning rate of every fine-tune")
     p.add_argument("--finetune", type=int, default=0, help="batches of fine-tuning after each pruning step")
     p.add_argument("--final", type=int, default=16, help="batches of fine-tuning after pruning")
     p.add_argument("--crops", type=int, default=64, help="training crops behind the Taylor importance")
@@ -66,20 +69,23 @@ def main() -> int:
     b0 = _random_b0(w / "b0_random")
     lite = compress("b0_lite", str(b0), "lite:init=source")
     prune = f"prune:ratio={a.ratio},scope={a.scope},steps={a.prune_steps},crops={a.crops}"
-    between = f",finetune={a.finetune}" if a.finetune else ""
-    pruned = compress("pruned", a.model, prune + between, f"finetune:steps={a.final}")
+    prune += f",channels={a.channels}" if a.channels != "all" else ""
+    lr = f",lr={a.lr:g}" if a.lr != 1e-4 else ""
+    between = f",finetune={a.finetune}{lr}" if a.finetune else ""
+    pruned = compress("pruned", a.model, prune + between, f"finetune:steps={a.final}{lr}")
     teach = f"{between},teacher={a.model},alpha={a.alpha}" if a.finetune else ""
     pruned_kd = compress("pruned_kd", a.model, prune + teach,
-                         f"distill:teacher={a.model},alpha={a.alpha},steps={a.final}")
+                         f"distill:teacher={a.model},alpha={a.alpha},steps={a.final}{lr}")
     int8 = compress("int8", a.model, "export", "quantize:mode=static")
     int8_minmax = compress("int8_minmax", str(w / "int8" / "01-export.onnx"), "quantize:mode=static,method=minmax")
     fp16 = compress("fp16", str(w / "int8" / "01-export.onnx"), "quantize:mode=fp16")
     kd_int8 = compress("pruned_kd_int8", str(pruned_kd) + ".safetensors", "export", "quantize:mode=static")
 
     unpruned = "Lite0 (bundled default)" if a.model == str(BUNDLED_CHECKPOINT) else f"Lite0 ({a.model})"
+    what = f"{a.ratio:.0%}" + (" of the expanded channels" if a.channels == "hidden" else "")
     rows = [("EfficientNet-B0 (random init)", b0), ("B0 -> Lite0 (its weights)", lite),
-            (unpruned, a.model), (f"Lite0 pruned {a.ratio:.0%}", pruned),
-            (f"Lite0 pruned {a.ratio:.0%} + KD", pruned_kd), ("Lite0 int8 (ONNX, percentile calibration)", int8),
+            (unpruned, a.model), (f"Lite0 pruned {what}", pruned),
+            (f"Lite0 pruned {what} + KD", pruned_kd), ("Lite0 int8 (ONNX, percentile calibration)", int8),
             ("Lite0 int8 (ONNX, min-max calibration)", int8_minmax),
             ("Lite0 fp16 (ONNX)", fp16), ("Lite0 fp32 (ONNX)", w / "int8" / "01-export.onnx"),
             ("Lite0 pruned + KD, int8 (ONNX)", kd_int8)]

@@ -105,6 +105,37 @@ def test_pruning_shrinks_the_model_and_the_checkpoint_loads(crop_manifest, tmp_p
     assert torch.allclose(loaded(x), out, atol=1e-5)
 
 
+def test_hidden_pruning_keeps_the_stream_between_blocks(crop_manifest):
+    """channels=hidden thins the blocks' expanded channels only: stem, block outputs and head keep their widths."""
+    from dfdetect.compress.data import crop_rows, labelled_batches
+    from dfdetect.compress.prune import count_macs_params, prune, stream_layers
+    from dfdetect.models import load_card, load_checkpoint
+
+    model, card = load_checkpoint("default")
+    widths = [conv.out_channels for conv in stream_layers(model)]
+    expanded = [b.conv_pw.out_channels for stage in model.backbone.blocks for b in stage if hasattr(b, "conv_pwl")]
+    macs, _ = count_macs_params(model, 224)
+    rows = crop_rows(crop_manifest, "train", 8)
+    prune(model, 224, lambda: labelled_batches(rows, load_card("default"), 8), ratio=0.35, scope="local",
+          channels="hidden")
+    assert [conv.out_channels for conv in stream_layers(model)] == widths
+    thinned = [b.conv_pw.out_channels for stage in model.backbone.blocks for b in stage if hasattr(b, "conv_pwl")]
+    assert all(after < before for after, before in zip(thinned, expanded))
+    assert count_macs_params(model, 224)[0] < 0.75 * macs
+    assert torch.isfinite(model.eval()(torch.randn(2, 3, 224, 224))).all()
+
+
+def test_hidden_pruning_needs_an_efficientnet():
+    from dfdetect.compress.prune import prune
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3))
+    model.head = model[0]
+    with pytest.raises(ConfigError, match="EfficientNet-family"):
+        prune(model, 32, lambda: [], ratio=0.3, channels="hidden")
+    with pytest.raises(ConfigError, match="channels must be"):
+        prune(model, 32, lambda: [], ratio=0.3, channels="inner")
+
+
 def test_a_card_with_impossible_shapes_is_refused(tmp_path):
     from dfdetect.models import create_model, load_card, load_checkpoint, save_checkpoint
 

@@ -161,10 +161,10 @@ def lite_step(stage: Stage, ctx: Context, *, stem: Path, init: str = "source") -
 
 @STEPS.register("prune")
 def prune_step(stage: Stage, ctx: Context, *, stem: Path, ratio: float = 0.35, scope: str = "global",
-               steps: int = 1, crops: int = 256, finetune: int = 0, teacher: str = "", alpha: float = 0.25,
+               channels: str = "all", steps: int = 1, crops: int = 256, finetune: int = 0, teacher: str = "", alpha: float = 0.25,
                lr: float = 1e-4, batch: int = 16) -> Stage:
-    """Taylor-ranked structured pruning to `ratio` in `steps` steps, fine-tuning `finetune` batches
-    (with `teacher`: distilling) after each step."""
+    """Taylor-ranked structured pruning to `ratio` in `steps` steps (channels=hidden: inside the blocks only),
+    fine-tuning `finetune` batches (with `teacher`: distilling) after each step."""
     from .data import labelled_batches
     from .prune import prune
 
@@ -180,7 +180,7 @@ def prune_step(stage: Stage, ctx: Context, *, stem: Path, ratio: float = 0.35, s
                                        teacher=teacher or None, alpha=alpha, lr=lr, batch=batch)
 
     records = prune(model, card.input_size, lambda: labelled_batches(rows, card, 16), ratio=ratio,
-                    scope=scope, steps=steps, between_steps=between)
+                    scope=scope, channels=channels, steps=steps, between_steps=between)
     after = _sizes(model, card)
     record = {**after, "macs_removed": round(1 - after["macs"] / before["macs"], 4),
               "params_removed": round(1 - after["params"] / before["params"], 4), "per_step": records}
