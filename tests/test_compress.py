@@ -136,6 +136,15 @@ def test_hidden_pruning_needs_an_efficientnet():
         prune(model, 32, lambda: [], ratio=0.3, channels="inner")
 
 
+def test_a_fine_tune_longer_than_the_training_split_makes_several_passes(crop_manifest):
+    from dfdetect.compress.distill import FineTune, passes
+
+    # 32 training crops in batches of 8: 4 batches a pass
+    assert passes(FineTune(manifest=str(crop_manifest), steps=3, batch_size=8)) == (1, 3)
+    assert passes(FineTune(manifest=str(crop_manifest), steps=4, batch_size=8)) == (1, 4)
+    assert passes(FineTune(manifest=str(crop_manifest), steps=10, batch_size=8)) == (3, 4)
+
+
 def test_a_card_with_impossible_shapes_is_refused(tmp_path):
     from dfdetect.models import create_model, load_card, load_checkpoint, save_checkpoint
 

@@ -9,6 +9,7 @@ widths); the returned card is the input card with the refitted calibration.
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 from torch import nn
@@ -50,7 +51,19 @@ def fine_tune(model: nn.Module, card: ModelCard, options: FineTune, work_dir: Pa
     })
 
 
+def passes(o: FineTune) -> tuple[int, int]:
+    """(epochs, batches per epoch) that make `o.steps` optimiser steps: a fine-tune longer than one pass over
+    the training crops makes several passes (each then validated, the best kept) rather than stopping short."""
+    from ..data.dataset import split_rows
+    from ..data.manifest import read_manifest
+
+    available = max(1, len(split_rows(read_manifest(o.manifest), "train")) // o.batch_size)
+    epochs = math.ceil(o.steps / available)
+    return epochs, math.ceil(o.steps / epochs)
+
+
 def _recipe(card: ModelCard, o: FineTune) -> dict:
+    epochs, per_epoch = passes(o)
     recipe = {
         "name": f"{card.name}-finetune",
         "description": "short fine-tune after a compression step",
@@ -58,11 +71,11 @@ def _recipe(card: ModelCard, o: FineTune) -> dict:
                   "head_options": card.head_options, "input_size": card.input_size, "channels_last": True},
         "data": {"manifest": str(o.manifest), "augment": o.augment, "batch_size": o.batch_size,
                  "num_workers": o.workers, "balance_classes": True, "max_val_samples": o.val_samples,
-                 "max_train_samples": o.steps * o.batch_size, "license": card.license},
+                 "max_train_samples": per_epoch * o.batch_size, "license": card.license},
         "optimizer": {"name": "adamw", "lr": o.lr, "weight_decay": 0.01},
         "scheduler": {"name": "cosine", "interval": "step"},
         "loss": {"name": "bce"},
-        "train": {"epochs": 1, "max_steps_per_epoch": o.steps, "seed": o.seed, "tensorboard": False,
+        "train": {"epochs": epochs, "max_steps_per_epoch": per_epoch, "seed": o.seed, "tensorboard": False,
                   "grad_clip_norm": 5.0},
         "calibration": {"fit_temperature": True, "threshold": "eer"},
         "faces": card.crop.model_dump(),
