@@ -43,6 +43,8 @@ def main() -> int:
     p.add_argument("--lr", type=float, default=1e-4, help="learning rate of every fine-tune")
     p.add_argument("--finetune", type=int, default=0, help="batches of fine-tuning after each pruning step")
     p.add_argument("--final", type=int, default=16, help="batches of fine-tuning after pruning")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="the final fine-tune repeated this many times (its learning rate decays anew each time)")
     p.add_argument("--crops", type=int, default=64, help="training crops behind the Taylor importance")
     p.add_argument("--alpha", type=float, default=0.25, help="distillation weight of the teacher (seed 003: 0.25)")
     p.add_argument("--threads", type=int, default=2)
@@ -72,10 +74,10 @@ def main() -> int:
     prune += f",channels={a.channels}" if a.channels != "all" else ""
     lr = f",lr={a.lr:g}" if a.lr != 1e-4 else ""
     between = f",finetune={a.finetune}{lr}" if a.finetune else ""
-    pruned = compress("pruned", a.model, prune + between, f"finetune:steps={a.final}{lr}")
+    pruned = compress("pruned", a.model, prune + between, *[f"finetune:steps={a.final}{lr}"] * a.rounds)
     teach = f"{between},teacher={a.model},alpha={a.alpha}" if a.finetune else ""
     pruned_kd = compress("pruned_kd", a.model, prune + teach,
-                         f"distill:teacher={a.model},alpha={a.alpha},steps={a.final}{lr}")
+                         *[f"distill:teacher={a.model},alpha={a.alpha},steps={a.final}{lr}"] * a.rounds)
     int8 = compress("int8", a.model, "export", "quantize:mode=static")
     int8_minmax = compress("int8_minmax", str(w / "int8" / "01-export.onnx"), "quantize:mode=static,method=minmax")
     fp16 = compress("fp16", str(w / "int8" / "01-export.onnx"), "quantize:mode=fp16")
