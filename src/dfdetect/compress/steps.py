@@ -161,8 +161,8 @@ def lite_step(stage: Stage, ctx: Context, *, stem: Path, init: str = "source") -
 
 @STEPS.register("prune")
 def prune_step(stage: Stage, ctx: Context, *, stem: Path, ratio: float = 0.35, scope: str = "global",
-               channels: str = "all", steps: int = 1, crops: int = 256, finetune: int = 0, teacher: str = "", alpha: float = 0.25,
-               lr: float = 1e-4, batch: int = 16) -> Stage:
+               channels: str = "all", steps: int = 1, crops: int = 256, finetune: int = 0, teacher: str = "",
+               alpha: float = 0.25, lr: float = 1e-4, batch: int = 16) -> Stage:
     """Taylor-ranked structured pruning to `ratio` in `steps` steps (channels=hidden: inside the blocks only),
     fine-tuning `finetune` batches (with `teacher`: distilling) after each step."""
     from .data import labelled_batches
