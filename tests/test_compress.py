@@ -109,14 +109,14 @@ def test_hidden_pruning_keeps_the_stream_between_blocks(crop_manifest):
     """channels=hidden thins the blocks' expanded channels only: stem, block outputs and head keep their widths."""
     from dfdetect.compress.data import crop_rows, labelled_batches
     from dfdetect.compress.prune import count_macs_params, prune, stream_layers
-    from dfdetect.models import load_card, load_checkpoint
+    from dfdetect.models import load_checkpoint
 
     model, card = load_checkpoint("default")
     widths = [conv.out_channels for conv in stream_layers(model)]
     expanded = [b.conv_pw.out_channels for stage in model.backbone.blocks for b in stage if hasattr(b, "conv_pwl")]
     macs, _ = count_macs_params(model, 224)
     rows = crop_rows(crop_manifest, "train", 8)
-    prune(model, 224, lambda: labelled_batches(rows, load_card("default"), 8), ratio=0.35, scope="local",
+    prune(model, 224, lambda: labelled_batches(rows, card, 8), ratio=0.35, scope="local",
           channels="hidden")
     assert [conv.out_channels for conv in stream_layers(model)] == widths
     thinned = [b.conv_pw.out_channels for stage in model.backbone.blocks for b in stage if hasattr(b, "conv_pwl")]

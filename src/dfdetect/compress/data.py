@@ -7,8 +7,8 @@ from pathlib import Path
 from ..errors import ConfigError
 
 
-def crop_rows(manifest: str | Path | None, split: str, limit: int, seed: int = 0):
-    """Up to `limit` rows of one split (real and fake in their proportions) of a face-crop manifest."""
+def crop_rows(manifest: str | Path | None, split: str, limit: int | None, seed: int = 0):
+    """Up to `limit` rows (None: all) of one split (real and fake in their proportions) of a face-crop manifest."""
     from ..data.dataset import split_rows
     from ..data.manifest import read_manifest
 

@@ -54,10 +54,9 @@ def fine_tune(model: nn.Module, card: ModelCard, options: FineTune, work_dir: Pa
 def passes(o: FineTune) -> tuple[int, int]:
     """(epochs, batches per epoch) that make `o.steps` optimiser steps: a fine-tune longer than one pass over
     the training crops makes several passes (each then validated, the best kept) rather than stopping short."""
-    from ..data.dataset import split_rows
-    from ..data.manifest import read_manifest
+    from .data import crop_rows
 
-    available = max(1, len(split_rows(read_manifest(o.manifest), "train")) // o.batch_size)
+    available = max(1, len(crop_rows(o.manifest, "train", None)) // o.batch_size)
     epochs = math.ceil(o.steps / available)
     return epochs, math.ceil(o.steps / epochs)
 
