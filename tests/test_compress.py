@@ -145,6 +145,29 @@ def test_a_fine_tune_longer_than_the_training_split_makes_several_passes(crop_ma
     assert passes(FineTune(manifest=str(crop_manifest), steps=10, batch_size=8)) == (3, 4)
 
 
+def test_a_fine_tune_can_train_as_the_models_recipe_does(crop_manifest, tmp_path):
+    from dfdetect.compress.distill import FineTune, _recipe
+    from dfdetect.compress.steps import Context, run_pipeline
+    from dfdetect.models import load_card
+
+    card = load_card("default")
+    plain = _recipe(card, FineTune(manifest=str(crop_manifest), steps=4, batch_size=8))
+    as_v2 = _recipe(card, FineTune(manifest=str(crop_manifest), steps=4, batch_size=8, recipe="default_v2"))
+    assert plain["data"]["augment"] == "seed003" and "sbi_fraction" not in plain["data"]
+    # default_v2's drawing, augmentations, self-blended images and per-group calibration...
+    assert as_v2["data"]["augment"] == "multisource" and as_v2["data"]["sbi_fraction"] == 0.5
+    assert as_v2["data"]["source_share_power"] == 0.5 and as_v2["calibration"]["max_real_fpr"] == 0.06
+    # ...with the fine-tune's own data, size and length
+    assert as_v2["data"]["manifest"] == str(crop_manifest) and as_v2["data"]["batch_size"] == 8
+    assert as_v2["data"]["max_train_samples"] == plain["data"]["max_train_samples"]
+    assert as_v2["model"] == plain["model"] and as_v2["train"] == plain["train"]
+    # A recipe that does not exist is refused before any step runs.
+    with pytest.raises(ConfigError, match="no_such_recipe"):
+        run_pipeline("default", ["export", "distill:recipe=no_such_recipe"],
+                     Context(out=tmp_path, manifest=str(crop_manifest)))
+    assert not list(tmp_path.iterdir())
+
+
 def test_a_card_with_impossible_shapes_is_refused(tmp_path):
     from dfdetect.models import create_model, load_card, load_checkpoint, save_checkpoint
 

@@ -27,6 +27,10 @@ class FineTune:
     alpha: float = 0.25
     val_samples: int = 300      # validation crops for early model selection and calibration
     augment: str = "seed003"
+    # A training recipe (configs/ name or YAML): the fine-tune then draws, augments and calibrates as that
+    # recipe does (its data, loss and calibration sections: a model trained with self-blended images and codec
+    # variety keeps them); its model, optimiser and length stay the fine-tune's own.
+    recipe: str | None = None
     workers: int = 1
     device: str | None = None
     seed: int = 0
@@ -81,4 +85,18 @@ def _recipe(card: ModelCard, o: FineTune) -> dict:
     }
     if o.teacher:
         recipe["distill"] = {"teacher": str(o.teacher), "alpha": o.alpha}
+    if o.recipe:
+        recipe = _as_in(o.recipe, recipe)
     return recipe
+
+
+def _as_in(name_or_path: str, recipe: dict) -> dict:
+    """`recipe` drawing, augmenting and calibrating as the named training recipe does; the fine-tune's
+    manifest, batch size, crop counts, licence and face crops are kept."""
+    from ..train.recipe import load_recipe
+
+    source = load_recipe(name_or_path).model_dump()
+    kept = {k: recipe["data"][k] for k in ("manifest", "batch_size", "num_workers", "max_val_samples",
+                                            "max_train_samples", "license")}
+    return {**recipe, "data": {**source["data"], **kept}, "loss": source["loss"],
+            "calibration": source["calibration"]}

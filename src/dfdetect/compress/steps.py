@@ -85,6 +85,11 @@ def _convert(step: str, key: str, value: str, default):
 def run_pipeline(model: str, steps: list[str], ctx: Context) -> list[Path]:
     """Apply the steps in order; returns the file written for each."""
     parsed = [parse_step(s) for s in steps]  # every step checked before any work starts
+    for _, options in parsed:
+        if options.get("recipe"):
+            from ..train.recipe import load_recipe
+
+            load_recipe(options["recipe"])
     needs_crops = [n for n, o in parsed if n in ("prune", "distill", "finetune")
                    or (n == "quantize" and o.get("mode", "static") == "static")]
     if needs_crops and ctx.manifest is None:
@@ -162,7 +167,7 @@ def lite_step(stage: Stage, ctx: Context, *, stem: Path, init: str = "source") -
 @STEPS.register("prune")
 def prune_step(stage: Stage, ctx: Context, *, stem: Path, ratio: float = 0.35, scope: str = "global",
                channels: str = "all", steps: int = 1, crops: int = 256, finetune: int = 0, teacher: str = "",
-               alpha: float = 0.25, lr: float = 1e-4, batch: int = 16) -> Stage:
+               alpha: float = 0.25, lr: float = 1e-4, batch: int = 16, recipe: str = "") -> Stage:
     """Taylor-ranked structured pruning to `ratio` in `steps` steps (channels=hidden: inside the blocks only),
     fine-tuning `finetune` batches (with `teacher`: distilling) after each step."""
     from .data import labelled_batches
@@ -177,7 +182,7 @@ def prune_step(stage: Stage, ctx: Context, *, stem: Path, ratio: float = 0.35, s
     def between(net, step):
         if finetune > 0:
             state["card"] = _fine_tune(net, state["card"], ctx, stem, f"step{step}", steps=finetune,
-                                       teacher=teacher or None, alpha=alpha, lr=lr, batch=batch)
+                                       teacher=teacher or None, alpha=alpha, lr=lr, batch=batch, recipe=recipe)
 
     records = prune(model, card.input_size, lambda: labelled_batches(rows, card, 16), ratio=ratio,
                     scope=scope, channels=channels, steps=steps, between_steps=between)
@@ -189,25 +194,25 @@ def prune_step(stage: Stage, ctx: Context, *, stem: Path, ratio: float = 0.35, s
 
 @STEPS.register("distill")
 def distill_step(stage: Stage, ctx: Context, *, stem: Path, teacher: str = "default", alpha: float = 0.25,
-                 steps: int = 300, lr: float = 1e-4, batch: int = 16) -> Stage:
+                 steps: int = 300, lr: float = 1e-4, batch: int = 16, recipe: str = "") -> Stage:
     """Fine-tune with alpha * BCE(student, teacher) + (1 - alpha) * BCE(student, label)."""
     model = _need_model(stage, "distill")
     card = _fine_tune(model, stage.card, ctx, stem, "train", steps=steps, teacher=teacher, alpha=alpha,
-                      lr=lr, batch=batch)
+                      lr=lr, batch=batch, recipe=recipe)
     return Stage(card, model=model, record=_sizes(model, card))
 
 
 @STEPS.register("finetune")
 def finetune_step(stage: Stage, ctx: Context, *, stem: Path, steps: int = 300, lr: float = 1e-4,
-                  batch: int = 16) -> Stage:
+                  batch: int = 16, recipe: str = "") -> Stage:
     """Fine-tune on the labels alone."""
     model = _need_model(stage, "finetune")
     card = _fine_tune(model, stage.card, ctx, stem, "train", steps=steps, teacher=None, alpha=0.0,
-                      lr=lr, batch=batch)
+                      lr=lr, batch=batch, recipe=recipe)
     return Stage(card, model=model, record=_sizes(model, card))
 
 
-def _fine_tune(model, card, ctx: Context, stem: Path, tag: str, *, steps, teacher, alpha, lr, batch):
+def _fine_tune(model, card, ctx: Context, stem: Path, tag: str, *, steps, teacher, alpha, lr, batch, recipe=""):
     from .distill import FineTune, fine_tune
 
     if ctx.manifest is None:
@@ -215,7 +220,8 @@ def _fine_tune(model, card, ctx: Context, stem: Path, tag: str, *, steps, teache
     work = stem.with_name(f"{stem.name}-{tag}")
     # Each fine-tune draws its own crops (the seed picks the subset): iterative pruning sees new data each step.
     options = FineTune(manifest=ctx.manifest, steps=steps, teacher=teacher, alpha=alpha, lr=lr,
-                       batch_size=batch, device=ctx.device, seed=zlib.crc32(work.name.encode()) % 100_000)
+                       batch_size=batch, device=ctx.device, seed=zlib.crc32(work.name.encode()) % 100_000,
+                       recipe=recipe or None)
     return fine_tune(model, card, options, work)
 
 
