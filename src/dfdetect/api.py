@@ -48,6 +48,8 @@ FOLLOW_SHARE = 0.7
 FOLLOW_MAX_SMALLEST = 80
 FOLLOW_MARGIN: float | None = 0.5  # None: search whole frames in between
 
+DECODE_AHEAD = 8  # frames the decoding thread may hold ready (memory: 8 decoded frames per input)
+
 SHORT_READ_WARNING = ("only {read} of {asked} sampled frames could be read (the video is cut short or damaged); "
                       "the verdict rests on those")
 
@@ -60,8 +62,10 @@ class ScanOptions:
     aggregation: str = DEFAULT_AGGREGATION
     batch_size: int = 32
     tta: bool = False               # also score the horizontally flipped face
-    chunk_frames: int = 8           # frames decoded and detected at a time (bounds memory)
-    overlap: bool = True            # decode in a background thread, a chunk ahead and into the next input,
+    chunk_frames: int = 2           # frames whose faces are found before they are classified (as the next
+                                    # chunk's are found): small chunks start classifying sooner and leave less
+                                    # for the end (benchmarks/results/light_scan.md)
+    overlap: bool = True            # decode in a background thread, frames ahead and into the next input,
                                     # and classify a chunk's faces while the next chunk's are searched for
     detector_options: dict = field(default_factory=dict)
     min_track_fraction: float = 0.1  # tracks seen in fewer sampled frames are taken for false detections
@@ -157,7 +161,7 @@ class Detector:
     def pending_scans(self, items: Iterable) -> Iterator["PendingScan"]:
         """The scans of `items` (as `scan` takes them; the list is read at once) in order, each done by its
         `run(on_progress)`: what `scan_many` and `dfdetect scan` run. With the `overlap` option, one
-        background thread decodes the sampled frames: a chunk ahead of detection, and once an input's frames
+        background thread decodes the sampled frames: DECODE_AHEAD frames ahead of detection, and once an input's frames
         are all read, the next input's while this one is detected and classified (never more than one input
         with frames ahead). Close the iterator (or run it to its end) to stop the thread."""
         from .media.prefetch import FramePrefetcher
@@ -166,7 +170,7 @@ class Detector:
         paths = [Path(item) if isinstance(item, (str, Path)) else None for item in items]
         prefetch = None
         if self.options.overlap and any(path is not None for path in paths):
-            prefetch = FramePrefetcher(paths, self._frames_of, depth=self.options.chunk_frames)
+            prefetch = FramePrefetcher(paths, self._frames_of, depth=max(DECODE_AHEAD, self.options.chunk_frames))
         try:
             for i, item in enumerate(items):
                 frames = None
