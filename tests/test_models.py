@@ -164,12 +164,13 @@ def test_dotted_checkpoint_names_keep_their_dots(tmp_path):
 
 
 def test_bundling_a_run_halves_it_and_carries_its_figures(tmp_path):
-    from dfdetect.models.bundled import bundle_run
+    from dfdetect.models.bundled import LIMITS, bundle_run
 
     model = create_model("efficientnet_lite0").eval()
     card = load_card("default").model_copy(update={"name": "run", "weights_sha256": "", "metrics": {"auc": 0.9},
                                                    "trained_for_deepfakes": True,
-                                                   "training": {"recipe_name": "r"}, "limits": []})
+                                                   "training": {"recipe_name": "r"},
+                                                   "limits": ["an older model's limit"]})
     save_checkpoint(model, card, tmp_path / "run" / "model")
     test = {"info": {"split": "test", "tta": "flip"},
             "levels": {"frame": {"n": 10, "auc": 0.8, "log_loss": 0.5, "roc": {"fpr": [0, 1]}}}}
@@ -180,7 +181,8 @@ def test_bundling_a_run_halves_it_and_carries_its_figures(tmp_path):
     assert bundled_card.metrics == {"validation": {"auc": 0.9},
                                     "test": {"n": 10, "auc": 0.8, "log_loss": 0.5, "split": "test",
                                              "level": "frame", "tta": "flip"}}
-    assert bundled_card.limits and (tmp_path / "bundled.safetensors").stat().st_size < 8_000_000
+    assert bundled_card.limits == LIMITS  # the run's inherited limits do not travel on
+    assert (tmp_path / "bundled.safetensors").stat().st_size < 8_000_000
     x = torch.rand(2, 3, 224, 224)
     with torch.no_grad():
         assert torch.allclose(torch.sigmoid(model.fake_logit(x)), torch.sigmoid(bundled.fake_logit(x)), atol=0.01)

@@ -58,7 +58,9 @@ def bundle_run(checkpoint: str | Path, test_metrics: str | Path | None = None,
     training = dict(card.training, bundled_from=str(checkpoint),
                     made_by=f"python -m dfdetect.models.bundled {checkpoint}")
     bundled = card.model_copy(update={"name": name, "metrics": metrics, "training": training,
-                                      "limits": LIMITS + [x for x in card.limits if x not in LIMITS],
+                                      # A run fine-tuned from the bundled model carries that model's limits;
+                                      # the new model's are written here, in LIMITS, and replace them.
+                                      "limits": LIMITS,
                                       "weights_sha256": ""})
     return save_checkpoint(model, bundled, out, half=True)
 
