@@ -7,12 +7,14 @@ resolution and codec variety at set values), several models side by side in one 
 
 Per model and condition: ROC-AUC on the DFDC and FF++ test crops (groups never trained on), and the share of
 real crops called fake at the card's threshold, per source (DFDC reals, FF++ reals, held-back real-faces photos).
-Crops are scored one by one as cropped (no flip TTA), with the card's temperature.
+Crops are scored one by one as cropped (no flip TTA), with the card's temperature. A JSON of every figure is
+written beside the report; models it already holds (for the same crops) are not measured again.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from datetime import date
 from pathlib import Path
@@ -37,17 +39,34 @@ def main() -> int:
     p.add_argument("pool", type=Path, help="the pool manifest (dfdetect pool) with a test split")
     p.add_argument("--models", default="default", help="comma-separated checkpoints")
     p.add_argument("--dfdc", type=int, default=800, help="DFDC test crops, half real and half fake")
+    p.add_argument("--fresh", action="store_true", help="measure again models the output JSON already holds")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "degradation.md")
     args = p.parse_args()
 
     rows = test_rows(args.pool, args.dfdc)
     started = describe_machine()
-    crops = {name: [degrade(image, *setting) for image in read_crops(rows)] for name, setting in CONDITIONS.items()}
-    figures = {model: {name: figures_of(score(model, images), rows) for name, images in crops.items()}
-               for model in args.models.split(",")}
+    # Models an earlier run with the same crops measured into the same file are kept (figures, not timings).
+    saved = args.out.with_suffix(".json")
+    known = json.loads(saved.read_text()) if saved.exists() and not args.fresh else {}
+    known = known if known.get("crops") == crop_counts(rows) else {}
+    models = args.models.split(",")
+    crops = None
+    figures = {}
+    for model in models:
+        if model not in known.get("models", {}):
+            crops = crops or {name: [degrade(image, *setting) for image in read_crops(rows)]
+                              for name, setting in CONDITIONS.items()}
+            known.setdefault("models", {})[model] = {name: figures_of(score(model, images), rows)
+                                                     for name, images in crops.items()}
+        figures[model] = known["models"][model]
+    saved.write_text(json.dumps({"crops": crop_counts(rows), "models": figures}, indent=2))
     args.out.write_text(report(figures, rows, args, started))
-    print(f"wrote {args.out}", file=sys.stderr)
+    print(f"wrote {args.out} and {saved}", file=sys.stderr)
     return 0
+
+
+def crop_counts(rows: pd.DataFrame) -> dict:
+    return {f"{source} {label}": int(n) for (source, label), n in rows.groupby(["dataset", "label"]).size().items()}
 
 
 def test_rows(pool: Path, dfdc: int) -> pd.DataFrame:
