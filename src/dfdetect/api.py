@@ -161,16 +161,17 @@ class Detector:
     def pending_scans(self, items: Iterable) -> Iterator["PendingScan"]:
         """The scans of `items` (as `scan` takes them; the list is read at once) in order, each done by its
         `run(on_progress)`: what `scan_many` and `dfdetect scan` run. With the `overlap` option, one
-        background thread decodes the sampled frames: DECODE_AHEAD frames ahead of detection, and once an input's frames
-        are all read, the next input's while this one is detected and classified (never more than one input
-        with frames ahead). Close the iterator (or run it to its end) to stop the thread."""
+        background thread decodes the sampled frames: DECODE_AHEAD frames ahead of detection, and once an
+        input's frames are all read, the next input's while this one is detected and classified (never more
+        than one input with frames ahead). Close the iterator (or run it to its end) to stop the thread."""
         from .media.prefetch import FramePrefetcher
 
         items = list(items)
         paths = [Path(item) if isinstance(item, (str, Path)) else None for item in items]
         prefetch = None
         if self.options.overlap and any(path is not None for path in paths):
-            prefetch = FramePrefetcher(paths, self._frames_of, depth=max(DECODE_AHEAD, self.options.chunk_frames))
+            depth = max(DECODE_AHEAD, self.options.chunk_frames)
+            prefetch = FramePrefetcher(paths, self._frames_of, depth=depth)
         try:
             for i, item in enumerate(items):
                 frames = None
