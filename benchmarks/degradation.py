@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 from machine import describe_machine  # benchmarks/machine.py, beside this script
+
+from dfdetect.errors import DfdetectError
 
 REPO = Path(__file__).resolve().parents[1]
 # name: (scale of the side, codec, quality: JPEG quality or H.264 CRF)
@@ -50,15 +51,21 @@ def main() -> int:
     known = json.loads(saved.read_text()) if saved.exists() and not args.fresh else {}
     known = known if known.get("crops") == crop_counts(rows) else {}
     models = args.models.split(",")
-    crops = None
+    crops = None  # per condition, made once and only when a model is to be measured
     figures = {}
-    for model in models:
-        if model not in known.get("models", {}):
-            crops = crops or {name: [degrade(image, *setting) for image in read_crops(rows)]
-                              for name, setting in CONDITIONS.items()}
-            known.setdefault("models", {})[model] = {name: figures_of(score(model, images), rows)
-                                                     for name, images in crops.items()}
-        figures[model] = known["models"][model]
+    try:
+        for model in models:
+            if model not in known.get("models", {}):
+                if crops is None:
+                    originals = read_crops(rows)
+                    crops = {name: [degrade(image, *setting) for image in originals]
+                             for name, setting in CONDITIONS.items()}
+                known.setdefault("models", {})[model] = {name: figures_of(score(model, images), rows)
+                                                         for name, images in crops.items()}
+            figures[model] = known["models"][model]
+    except (DfdetectError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     saved.write_text(json.dumps({"crops": crop_counts(rows), "models": figures}, indent=2))
     args.out.write_text(report(figures, rows, args, started))
     print(f"wrote {args.out} and {saved}", file=sys.stderr)
@@ -98,9 +105,8 @@ def degrade(image: np.ndarray, scale: float, codec: str | None, quality: int | N
 
 def score(model: str, images: list[np.ndarray]) -> tuple[np.ndarray, float]:
     """p(fake) of each crop and the card's threshold."""
-    from dfdetect.models.predict import Predictor, load_backend
-
     from dfdetect.faces.crop import letterbox
+    from dfdetect.models.predict import Predictor, load_backend
 
     backend, card = load_backend(model, device="cpu", threads=2)
     crops = [letterbox(image, card.input_size) for image in images]  # as the scan and training feed a model
