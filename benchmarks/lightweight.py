@@ -9,6 +9,12 @@ benchmarks/results/lightweight_cpu.md (the table, the commands, the machine, `up
 
 --prune-steps 5 --finetune N: seed 003's iterative pruning with N batches of fine-tuning after each step;
 --final: batches of fine-tuning (plain, or distilling from the unpruned model) after pruning.
+--b0 CHECKPOINT --lite-finetune N: seed 003's pair. A trained B0 made Lite twice, from its own weights and from
+the Lite ImageNet weights, each then fine-tuned for N batches. Without --b0 the B0 rows have random weights
+(size and speed only). A B0 for it, where no B0 ImageNet weights can be had:
+
+    dfdetect train configs/compare_budget.yaml model.arch=efficientnet_b0 model.pretrained=lite-imagenet \
+        data.manifest=runs/dfdc_faces.csv train.epochs=1 train.max_steps_per_epoch=600 --out runs/pair/b0
 """
 
 from __future__ import annotations
@@ -47,6 +53,9 @@ def main() -> int:
                    help="the final fine-tune repeated this many times (its learning rate decays anew each time)")
     p.add_argument("--crops", type=int, default=64, help="training crops behind the Taylor importance")
     p.add_argument("--alpha", type=float, default=0.25, help="distillation weight of the teacher (seed 003: 0.25)")
+    p.add_argument("--b0", help="a trained EfficientNet-B0 checkpoint for the B0 -> Lite pair")
+    p.add_argument("--lite-finetune", type=int, default=0,
+                   help="batches of fine-tuning after each Lite conversion (the same for both of the pair)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--runs", type=int, default=10, help="timed runs per model")
     p.add_argument("--warmup", type=int, default=3, help="untimed runs first")
@@ -68,8 +77,7 @@ def main() -> int:
             _run(cmd)
         return result
 
-    b0 = _random_b0(w / "b0_random")
-    lite = compress("b0_lite", str(b0), "lite:init=source")
+    b0_rows = _b0_rows(a, compress)
     prune = f"prune:ratio={a.ratio},scope={a.scope},steps={a.prune_steps},crops={a.crops}"
     prune += f",channels={a.channels}" if a.channels != "all" else ""
     lr = f",lr={a.lr:g}" if a.lr != 1e-4 else ""
@@ -85,8 +93,7 @@ def main() -> int:
 
     unpruned = "Lite0 (bundled default)" if a.model == str(BUNDLED_CHECKPOINT) else f"Lite0 ({a.model})"
     what = f"{a.ratio:.0%}" + (" of the expanded channels" if a.channels == "hidden" else "")
-    rows = [("EfficientNet-B0 (random init)", b0), ("B0 -> Lite0 (its weights)", lite),
-            (unpruned, a.model), (f"Lite0 pruned {what}", pruned),
+    rows = [*b0_rows, (unpruned, a.model), (f"Lite0 pruned {what}", pruned),
             (f"Lite0 pruned {what} + KD", pruned_kd), ("Lite0 int8 (ONNX, percentile calibration)", int8),
             ("Lite0 int8 (ONNX, min-max calibration)", int8_minmax),
             ("Lite0 fp16 (ONNX)", fp16), ("Lite0 fp32 (ONNX)", w / "int8" / "01-export.onnx"),
@@ -103,6 +110,20 @@ def main() -> int:
     a.out.write_text(_report(table + "\n\n" + _steps_table(rows), commands, bench, machine, uptime))
     print(f"written: {a.out}")
     return 0
+
+
+def _b0_rows(a, compress) -> list[tuple[str, Path]]:
+    """B0 and its Lite conversions: seed 003's pair when a trained B0 is given, else size and speed only."""
+    if a.b0 is None:
+        b0 = _random_b0(a.work / "b0_random")
+        return [("EfficientNet-B0 (random init)", b0), ("B0 -> Lite0 (its weights)",
+                                                         compress("b0_lite", str(b0), "lite:init=source"))]
+    tune = [f"finetune:steps={a.lite_finetune}" + (f",lr={a.lr:g}" if a.lr != 1e-4 else "")] if a.lite_finetune else []
+    after = f" + {a.lite_finetune} batches" if a.lite_finetune else ""
+    return [("EfficientNet-B0 (trained)", Path(a.b0)),
+            (f"B0 -> Lite0 (its weights){after}", compress("b0_lite_source", a.b0, "lite:init=source", *tune)),
+            (f"B0 -> Lite0 (Lite ImageNet weights){after}",
+             compress("b0_lite_imagenet", a.b0, "lite:init=imagenet", *tune))]
 
 
 def _random_b0(stem: Path) -> Path:
@@ -149,6 +170,8 @@ def _run(cmd: list[str]) -> None:
 def _report(table: str, commands, bench, machine: str, uptime: str) -> str:
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     built = "\n".join(f"    {shlex.join(c)}" for c in commands)
+    b0_origin = "" if "--b0" in sys.argv else (" (EfficientNet-B0 with random weights under the bundled card is "
+                                                "written by the script itself)")
     return f"""# Lightweight models on the CPU (seed 003's table 6.2.6.1)
 
 Measured {date}: {machine}. `uptime` before measuring: `{uptime}`.
@@ -162,7 +185,7 @@ Latency: one batch of 32 real DFDC face crops (224 px, already preprocessed) thr
 (no channels_last), ONNX rows run on ONNX Runtime's CPU provider. Metrics: the DFDC test split of the
 grouped manifest (source videos unseen in training), the card's temperature and threshold.
 
-Built with (EfficientNet-B0 with random weights under the bundled card is written by the script itself):
+Built with{b0_origin}:
 
 {built}
 

@@ -45,6 +45,18 @@ def test_unavailable_weights_are_an_error_not_a_random_init(tmp_path):
         create_model("efficientnet_lite0", pretrained=str(tmp_path / "missing.safetensors"))
 
 
+def test_a_b0_can_start_from_its_lite_twins_imagenet_weights():
+    b0 = create_model("efficientnet_b0", pretrained="lite-imagenet")
+    lite = create_model("efficientnet_lite0", pretrained="imagenet")
+    for key in ("backbone.conv_stem.weight", "backbone.blocks.3.1.conv_pw.weight", "backbone.bn2.running_var"):
+        assert torch.equal(b0.state_dict()[key], lite.state_dict()[key])
+    se = b0.backbone.blocks[1][0].se
+    gates = torch.sigmoid(se.conv_expand(torch.randn(1, se.conv_expand.in_channels, 1, 1)))
+    assert gates.min() > 0.9  # SE starts nearly open: the block passes what the Lite block would
+    with pytest.raises(WeightsUnavailableError, match="needs a B0"):
+        create_model("efficientnet_b4", pretrained="lite-imagenet")
+
+
 @pytest.mark.parametrize("head,num_classes", [("linear", 1), ("linear", 2), ("diffusion", 1)])
 def test_heads_give_one_fake_logit_per_image(head, num_classes):
     model = create_model("efficientnet_lite0", head=head, num_classes=num_classes).eval()

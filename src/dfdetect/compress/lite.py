@@ -14,23 +14,20 @@ from ..errors import ConfigError
 from ..models.checkpoint import ModelCard
 from ..models.shapes import apply_shapes, module_shapes
 
-# Only B0 shares its block layout with a Lite model: from B1 on, Lite neither scales the stem and head
-# nor repeats the first stage, so the weights no longer line up. The noisy-student B0 is a B0.
-LITE_OF = {"efficientnet_b0": "efficientnet_lite0", "efficientnet_b0_ns": "efficientnet_lite0"}
 INITS = ("source", "imagenet")
 
 
 def to_lite(model: nn.Module, card: ModelCard, init: str = "source") -> tuple[nn.Module, ModelCard]:
     """(Lite model, its card). The card keeps crop, threshold and temperature; a fine-tune refits them."""
     from ..models import create_model
-    from ..models.zoo import BACKBONES
+    from ..models.zoo import BACKBONES, LITE_TWIN
 
     if init not in INITS:
         raise ConfigError(f"lite: init must be one of {', '.join(INITS)}, got {init!r}")
-    lite_arch = LITE_OF.get(card.arch)
+    lite_arch = LITE_TWIN.get(card.arch)
     if lite_arch is None:
         have = "it is Lite already" if card.arch.startswith("efficientnet_lite") else "no Lite form exists"
-        raise ConfigError(f"lite: cannot convert {card.arch} ({have}); convertible: {', '.join(LITE_OF)}")
+        raise ConfigError(f"lite: cannot convert {card.arch} ({have}); convertible: {', '.join(LITE_TWIN)}")
     head = dict(head=card.head, num_classes=card.num_classes, head_options=card.head_options)
     if init == "imagenet":
         lite = create_model(lite_arch, pretrained="imagenet", **head)

@@ -39,7 +39,8 @@ def fake_logit(logits: torch.Tensor) -> torch.Tensor:
 
 def create_model(arch: str, *, pretrained: str | None = None, head: str = "linear", num_classes: int = 1,
                  drop_rate: float = 0.0, head_options: dict | None = None) -> DeepfakeClassifier:
-    """Build backbone + head. `pretrained`: None | "imagenet" (offline where shipped) | "hub" | weights path."""
+    """Build backbone + head. `pretrained`: as `create_backbone` takes it (None, "imagenet", "lite-imagenet",
+    "hub" or a weights path)."""
     if num_classes not in (1, 2):
         raise ValueError("num_classes must be 1 (sigmoid) or 2 (softmax)")
     spec = BACKBONES.get(arch)

@@ -30,6 +30,13 @@ class BackboneSpec:
 
 BACKBONES: Registry[BackboneSpec] = Registry("backbone")
 
+# Only B0 shares its block layout with a Lite model: from B1 on, Lite neither scales the stem and head
+# nor repeats the first stage, so the weights no longer line up. The noisy-student B0 is a B0.
+LITE_TWIN = {"efficientnet_b0": "efficientnet_lite0", "efficientnet_b0_ns": "efficientnet_lite0"}
+# A squeeze-and-excitation gate started at sigmoid(3) = 0.95: nearly open, so a B0 built on its Lite twin's
+# weights starts close to that network, yet not so saturated that the gate cannot learn.
+OPEN_GATE_BIAS = 3.0
+
 
 def _add(name, timm_name, size, mean=IMAGENET_MEAN, std=IMAGENET_STD, offline=None):
     BACKBONES.register(name, BackboneSpec(name, timm_name, size, mean, std, offline))
@@ -60,7 +67,8 @@ def create_backbone(spec: BackboneSpec, pretrained: str | None = None, drop_rate
     """A timm model without its classifier (num_classes=0 -> pooled features).
 
     pretrained: None (random init), "imagenet" (offline package weights where shipped, else an error
-    that names the way out), "hub" (download through timm; needs internet), or a path to weights.
+    that names the way out), "lite-imagenet" (a B0 on its Lite twin's offline ImageNet weights),
+    "hub" (download through timm; needs internet), or a path to weights.
     """
     import timm
 
@@ -71,6 +79,8 @@ def create_backbone(spec: BackboneSpec, pretrained: str | None = None, drop_rate
         return model
     if pretrained == "imagenet":
         _load_offline_imagenet(model, spec)
+    elif pretrained == "lite-imagenet":
+        _load_lite_twin_imagenet(model, spec)
     else:
         _load_weights_file(model, Path(pretrained))
     return model
@@ -111,6 +121,28 @@ def _load_offline_imagenet(model, spec: BackboneSpec) -> None:
         ) from None
     file_class = next(v for k, v in vars(package).items() if k.endswith("ModelFile"))
     _load_weights_file(model, Path(file_class.get_model_file_path()), by_order=True)
+
+
+def _load_lite_twin_imagenet(model, spec: BackboneSpec) -> None:
+    """A B0 on the ImageNet weights of its Lite twin, where no B0 weights ship offline: every convolution and
+    norm carries over by name (the layouts differ only by SE); the SE blocks start with their gates nearly
+    open. The activations stay B0's SiLU, so the network is not the twin's until trained."""
+    import torch
+
+    twin = LITE_TWIN.get(spec.name)
+    if twin is None:
+        raise WeightsUnavailableError(f"pretrained='lite-imagenet' needs a B0 ({', '.join(LITE_TWIN)}); "
+                                      f"{spec.name} has no Lite twin with the same layout")
+    lite = create_backbone(BACKBONES.get(twin), "imagenet")
+    missing, unexpected = model.load_state_dict(lite.state_dict(), strict=False)
+    if unexpected or any(".se." not in key for key in missing):
+        raise WeightsUnavailableError(f"{twin}'s weights do not fit {spec.name} (missing {missing[:3]}, "
+                                      f"unexpected {unexpected[:3]})")
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            if name.endswith(".se"):
+                module.conv_expand.weight.zero_()
+                module.conv_expand.bias.fill_(OPEN_GATE_BIAS)
 
 
 def _load_weights_file(model, path: Path, by_order: bool = False) -> None:

@@ -46,7 +46,8 @@ class _Section(BaseModel):
 
 class ModelSection(_Section):
     arch: str
-    # None: random init (say so explicitly); "imagenet": weights that ship offline; "hub": download
+    # None: random init (say so explicitly); "imagenet": weights that ship offline; "lite-imagenet": a B0
+    # on the offline ImageNet weights of its Lite twin (SE gates started open); "hub": download
     # through timm (needs internet); or a path to a weights file.
     pretrained: str | None = "imagenet"
     head: str = "linear"
