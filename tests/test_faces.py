@@ -348,3 +348,21 @@ def test_crop_settings_reject_negative_margins():
         CropSettings(margin=-0.1)
     assert CropSettings(min_face=70).keeps(FaceBox(0, 0, 80, 90))
     assert not CropSettings(min_face=70).keeps(FaceBox(0, 0, 60, 90))
+
+
+def test_a_crop_cut_wide_is_cut_again_as_the_card_says(mtcnn, astronaut):
+    from dfdetect.faces.crop import FaceCrop, Recropper
+
+    wide = crop_face(astronaut, ASTRONAUT_FACE, CropSettings(size=300, margin=0.6))  # another pipeline's framing
+    recrop = Recropper(FaceCrop(detector="mtcnn", margin=0.0), 224)
+    again = recrop(wide)
+    box = mtcnn.detect_one(astronaut)[0]
+    tight = crop_face(astronaut, box, CropSettings(size=224, margin=0.0))  # what the scan cuts from the frame
+    assert again.shape == (224, 224, 3) and recrop.kept == 0
+
+    def differs(image):
+        return np.abs(image.astype(float) - tight.astype(float)).mean()
+    assert differs(again) < differs(letterbox(wide, 224)) / 2  # close to the scan's cut, unlike the wide one
+
+    blank = np.full((224, 224, 3), 128, np.uint8)  # no face to find: scored as given, and counted
+    assert np.array_equal(recrop(blank), blank) and recrop.kept == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -235,3 +236,26 @@ def test_predict_logits_skips_or_raises_on_unreadable_crops(tiny_checkpoint, dfd
         predict_logits(model, card, [good, broken], progress=False)
     probs = predict_manifest(model, card, pd.DataFrame({"path": [good]}), temperature=2.0, progress=False)
     assert probs[0] == pytest.approx(1 / (1 + np.exp(-logits[0] / 2.0)), rel=1e-5)
+
+
+def test_evaluate_warns_of_crops_cut_otherwise_and_recrop_cuts_them_again(tiny_checkpoint, crop_manifest, tmp_path,
+                                                                           capsys):
+    extraction = tmp_path / "haar_crops"
+    extraction.mkdir()
+    manifest = extraction / "manifest.csv"
+    manifest.write_bytes(crop_manifest.read_bytes())
+    preset = {"name": "seed003", "detector": "haar", "margin": 0.2, "margin_px": 0}
+    (extraction / "extract_config.json").write_text(json.dumps({"preset": preset}))
+    common = [str(tiny_checkpoint), str(manifest), "--device", "cpu", "--workers", "2", "--no-figures"]
+
+    assert run_command("evaluate", [*common, "--out", str(tmp_path / "as_given")]) == 0
+    err = capsys.readouterr().err
+    assert "cut with haar, margin 0.2" in err and "--recrop" in err  # the card says mtcnn, margin 0.3
+    assert "cut with haar" in (tmp_path / "as_given" / "report.md").read_text()
+
+    assert run_command("evaluate", [*common, "--recrop", "--out", str(tmp_path / "recut")]) == 0
+    assert "cut with haar" not in capsys.readouterr().err
+    saved = json.loads((tmp_path / "recut" / "metrics.json").read_text())
+    assert saved["info"]["recrop"] is True and saved["levels"]["frame"]["n"] == 6
+    assert re.search(r"Crops cut again as the card says \(mtcnn, margin 0.3, 0 px\); in \d of 6 no face",
+                     (tmp_path / "recut" / "report.md").read_text())

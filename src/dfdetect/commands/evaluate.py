@@ -45,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--history", type=Path,
                         help="per-epoch training CSV to plot (default: found beside the checkpoint)")
     parser.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    parser.add_argument("--recrop", action="store_true",
+                        help="find the face again in each crop and cut it as the model card says (detector, "
+                             "margin), as the scan would: for crops cut by another pipeline")
 
 
 # ---------------------------------------------------------------- manifest
@@ -74,13 +77,13 @@ def _load_crop(path: str, size: int):
 
 
 def predict_logits(model, card, paths: Sequence[str | Path], *, batch_size: int = 64, tta: str | None = None,
-                   workers: int = 4, progress: bool = True, skip_unreadable: bool = False):
+                   workers: int = 4, progress: bool = True, skip_unreadable: bool = False, recrop=None):
     """Raw fake logits (float64 numpy, one per crop) on the model's device (`model`: a torch module or a Backend).
 
     Crops are read, letterboxed to ``card.input_size`` and scored by the shared Predictor, exactly as
     scanning does. Decoding runs in ``workers`` threads one batch ahead of the model. ``tta="flip"`` averages
     the logits of each crop and its mirror image. With ``skip_unreadable`` an unreadable crop gets NaN instead
-    of stopping the run (MediaError).
+    of stopping the run (MediaError). ``recrop`` (a faces.crop.Recropper) cuts each crop again as the card says.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -88,6 +91,7 @@ def predict_logits(model, card, paths: Sequence[str | Path], *, batch_size: int 
     from tqdm import tqdm
 
     from ..errors import MediaError
+    from ..media import read_image
     from ..models.predict import Predictor, as_backend
 
     predictor = Predictor.for_card(as_backend(model), card, batch_size=batch_size, tta=tta)
@@ -97,6 +101,8 @@ def predict_logits(model, card, paths: Sequence[str | Path], *, batch_size: int 
 
     def load(path: str):
         try:
+            if recrop is not None:
+                return recrop(read_image(path))
             return _load_crop(path, card.input_size)
         except MediaError:
             if not skip_unreadable:
@@ -168,9 +174,20 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     model, card = load_backend(args.checkpoint, device=device)
     options = dict(batch_size=args.batch_size, tta=args.tta, workers=args.workers, skip_unreadable=True)
+    if args.recrop:
+        from ..faces.crop import Recropper
+
+        options["recrop"] = Recropper(card.crop, card.input_size, device)
+    else:
+        _warn_if_cut_otherwise(Path(args.manifest), card, notes)
     evaluated, skipped = _score(model, card, evaluated, options, notes)
     if calibration is not None:
         calibration, _ = _score(model, card, calibration, options, notes)
+    if args.recrop:
+        recropped = len(evaluated) + (0 if calibration is None else len(calibration))
+        notes.append(f"Crops cut again as the card says ({card.crop.detector}, margin {card.crop.margin:g}, "
+                     f"{card.crop.margin_px} px); in {options['recrop'].kept} of {recropped} no face was found "
+                     "and the crop was scored as given.")
     temperature, temperature_source = _temperature(card, calibration, args.fit_temperature_on, notes)
     for table in (evaluated, calibration):
         if table is not None:
@@ -197,7 +214,8 @@ def run(args: argparse.Namespace) -> int:
         "manifest": str(Path(args.manifest).resolve()), "split": args.split, "crops": int(len(evaluated)),
         "unreadable_skipped": skipped, "temperature": round(float(temperature), 6),
         "temperature_source": temperature_source, "thresholds": thresholds,
-        "aggregate": args.aggregation if "video" in levels else None, "tta": args.tta, "group_by": group_by,
+        "aggregate": args.aggregation if "video" in levels else None, "tta": args.tta, "recrop": args.recrop,
+        "group_by": group_by,
         "device": device, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     written = write_report(out, results, info=info, history=_history_for(args), notes=notes,
@@ -205,6 +223,25 @@ def run(args: argparse.Namespace) -> int:
                            figures=not args.no_figures)
     _print_summary(results, written["report"], temperature if calibration is not None else None)
     return 0
+
+
+def _warn_if_cut_otherwise(manifest: Path, card, notes: list[str]) -> None:
+    """A line when `dfdetect extract` recorded cutting these crops otherwise than the model's card says."""
+    import json
+
+    config = manifest.parent / "extract_config.json"
+    try:
+        preset = json.loads(config.read_text())["preset"]
+        cut = (preset["detector"], float(preset["margin"]), int(preset["margin_px"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # not an extraction folder, or one this check cannot read: nothing to compare
+    wanted = (card.crop.detector, float(card.crop.margin), int(card.crop.margin_px))
+    if cut != wanted:
+        line = (f"these crops were cut with {cut[0]}, margin {cut[1]:g}, {cut[2]} px ({config}); the model expects "
+                f"{wanted[0]}, margin {wanted[1]:g}, {wanted[2]} px, and framing changes its scores: --recrop cuts "
+                "them again its way")
+        print(f"warning: {line}", file=sys.stderr)
+        notes.append(line[0].upper() + line[1:] + ".")
 
 
 def _select_rows(manifest, args, notes: list[str]):

@@ -104,3 +104,29 @@ def letterbox(image: np.ndarray, size: int) -> np.ndarray:
     top, left = (size - new_h) // 2, (size - new_w) // 2
     canvas[top : top + new_h, left : left + new_w] = resized
     return canvas
+
+
+class Recropper:
+    """Face crops cut by another pipeline, cut again as a model card says: the face is found anew in each crop
+    and the largest one cut with the card's margin. A model trained on one framing can fail on another's
+    (`benchmarks/results/extraction_shift.md`), and the scan always cuts the card's way. A crop in which no
+    face is found is kept as given and counted in `kept`. Safe to call from several threads."""
+
+    def __init__(self, crop: FaceCrop, size: int, device: str = "cpu"):
+        import threading
+
+        from .detect import create_detector, detector_device
+
+        self.detector = create_detector(crop.detector, detector_device(crop.detector, device))
+        self.settings = CropSettings(size=size, margin=crop.margin, margin_px=crop.margin_px)
+        self.kept = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        with self._lock:  # one detector, shared by the decoding threads
+            boxes = self.detector.detect_one(image)
+            if not boxes:
+                self.kept += 1
+        if not boxes:
+            return letterbox(image, self.settings.size)
+        return crop_face(image, max(boxes, key=lambda box: box.area), self.settings)
