@@ -83,6 +83,12 @@ def test_a_model_not_trained_for_deepfakes_is_announced(tmp_path, astronaut):
     assert result.warnings and "'imagenet-only' is NOT trained" in result.warnings[0]
 
 
+def test_a_detector_other_than_the_models_is_announced():
+    assert Detector.load("default", device="cpu").warnings == []
+    warnings = Detector.load("default", device="cpu", detector="haar").warnings
+    assert len(warnings) == 1 and "found with haar" in warnings[0] and "trained on faces found with mtcnn" in warnings[0]
+
+
 def test_sample_clip_scans_and_annotates(detector, sample_clip, tmp_path):
     result = detector.scan(sample_clip)
     assert result.verdict in ("fake", "real") and len(result.tracks) == 1

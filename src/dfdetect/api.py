@@ -24,6 +24,13 @@ UNTRAINED_WARNING = (
     "the model {name!r} is NOT trained to detect deepfakes (ImageNet weights only): its scores are "
     "meaningless; pass --model with a trained checkpoint"
 )
+# Another detector frames faces otherwise than the training crops, and the model's scores shift with framing
+# (benchmarks/results/extraction_shift.md).
+OTHER_DETECTOR_WARNING = (
+    "faces are found with {chosen}, but the model {name!r} was trained on faces found with {trained}; they are "
+    "framed otherwise and its scores shift (more real faces called fake, for one): use --detector {trained} "
+    "where you can"
+)
 
 
 # A video's sampled frames are searched for faces of every size once in FULL_SEARCH_EVERY frames, and in between
@@ -108,6 +115,9 @@ class Detector:
         self.crop = card.crop.settings(card.input_size)
         self.warnings = [] if card.trained_for_deepfakes else [UNTRAINED_WARNING.format(name=card.name)]
         self.warnings += card.warnings
+        if self.detector_name != card.crop.detector:
+            self.warnings.append(OTHER_DETECTOR_WARNING.format(chosen=self.detector_name, name=card.name,
+                                                               trained=card.crop.detector))
 
     @classmethod
     def load(cls, model: str | Path = "default", device: str = "auto", threads: int | None = None,
