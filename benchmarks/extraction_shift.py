@@ -116,7 +116,7 @@ def evaluate(model: str, crops: Path, work: Path, recrop: bool, commands: list) 
 
 def scan(model: str, detector: str, clips: Path, work: Path, commands: list) -> dict:
     """Clip ROC-AUC, real clips called fake and fake clips missed when the scan finds faces with `detector`."""
-    from sklearn.metrics import roc_auc_score
+    from dfdetect.evaluate.metrics import roc_auc
 
     out = work / (model.strip("/").replace("/", "_") + f"-{detector}.json")
     table = pd.read_csv(clips)
@@ -131,7 +131,7 @@ def scan(model: str, detector: str, clips: Path, work: Path, commands: list) -> 
     scored = results[results["verdict"].isin(["fake", "real"])]
     fake, called = scored["label"] == "fake", scored["verdict"] == "fake"
     return {"clips": len(scored), "no_face": len(results) - len(scored),
-            "auc": roc_auc_score(fake, scored["probability"]),
+            "auc": roc_auc(fake.to_numpy().astype(int), scored["probability"].to_numpy()),
             "reals_fake": f"{int((called & ~fake).sum())} of {int((~fake).sum())}",
             "fakes_missed": f"{int((~called & fake).sum())} of {int(fake.sum())}"}
 

@@ -107,7 +107,8 @@ def main() -> int:
     machine = describe_machine()
     _run(bench)
     table = a.out.with_suffix(".table.md").read_text()
-    a.out.write_text(_report(table + "\n\n" + _steps_table(rows), commands, bench, machine, uptime))
+    a.out.write_text(_report(table + "\n\n" + _steps_table(rows), commands, bench, machine, uptime,
+                               random_b0=a.b0 is None))
     print(f"written: {a.out}")
     return 0
 
@@ -167,11 +168,11 @@ def _run(cmd: list[str]) -> None:
     subprocess.run([sys.executable, "-m", "dfdetect.cli", *cmd[1:]], check=True)
 
 
-def _report(table: str, commands, bench, machine: str, uptime: str) -> str:
+def _report(table: str, commands, bench, machine: str, uptime: str, random_b0: bool) -> str:
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     built = "\n".join(f"    {shlex.join(c)}" for c in commands)
-    b0_origin = "" if "--b0" in sys.argv else (" (EfficientNet-B0 with random weights under the bundled card is "
-                                                "written by the script itself)")
+    b0_origin = (" (EfficientNet-B0 with random weights under the bundled card is written by the script itself)"
+                 if random_b0 else "")
     return f"""# Lightweight models on the CPU (seed 003's table 6.2.6.1)
 
 Measured {date}: {machine}. `uptime` before measuring: `{uptime}`.

@@ -227,21 +227,17 @@ def run(args: argparse.Namespace) -> int:
 
 def _warn_if_cut_otherwise(manifest: Path, card, notes: list[str]) -> None:
     """A line when `dfdetect extract` recorded cutting these crops otherwise than the model's card says."""
-    import json
+    from ..data.extract.records import recorded_crop
 
-    config = manifest.parent / "extract_config.json"
-    try:
-        preset = json.loads(config.read_text())["preset"]
-        cut = (preset["detector"], float(preset["margin"]), int(preset["margin_px"]))
-    except (OSError, ValueError, KeyError, TypeError):
-        return  # not an extraction folder, or one this check cannot read: nothing to compare
-    wanted = (card.crop.detector, float(card.crop.margin), int(card.crop.margin_px))
-    if cut != wanted:
-        line = (f"these crops were cut with {cut[0]}, margin {cut[1]:g}, {cut[2]} px ({config}); the model expects "
-                f"{wanted[0]}, margin {wanted[1]:g}, {wanted[2]} px, and framing changes its scores: --recrop cuts "
-                "them again its way")
-        print(f"warning: {line}", file=sys.stderr)
-        notes.append(line[0].upper() + line[1:] + ".")
+    cut = recorded_crop(manifest.parent)
+    if cut is None or (cut.detector, cut.margin, cut.margin_px) == (card.crop.detector, card.crop.margin,
+                                                                    card.crop.margin_px):
+        return
+    line = (f"these crops were cut with {cut.detector}, margin {cut.margin:g}, {cut.margin_px} px (recorded in "
+            f"{manifest.parent}); the model expects {card.crop.detector}, margin {card.crop.margin:g}, "
+            f"{card.crop.margin_px} px, and framing changes its scores: --recrop cuts them again its way")
+    print(f"warning: {line}", file=sys.stderr)
+    notes.append(line[0].upper() + line[1:] + ".")
 
 
 def _select_rows(manifest, args, notes: list[str]):

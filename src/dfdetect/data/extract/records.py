@@ -16,6 +16,15 @@ LOG_NAME, MANIFEST_NAME = "extract_log.jsonl", "manifest.csv"
 CONFIG_NAME, SUMMARY_NAME = "extract_config.json", "summary.json"
 
 
+def recorded_crop(folder: Path):
+    """How the extraction in `folder` cut its faces (its preset's FaceCrop), or None where none is recorded."""
+    try:
+        preset = json.loads((folder / CONFIG_NAME).read_text())["preset"]
+        return ExtractPreset(**preset).face_crop()
+    except (OSError, ValueError, KeyError, TypeError):  # no extraction here, or a config this version cannot read
+        return None
+
+
 def read_log(path: Path) -> dict[str, dict]:
     """video -> its latest record. A line cut off by an interrupted write is dropped (and trimmed from the
     file, so the next append starts on a fresh line)."""
