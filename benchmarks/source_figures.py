@@ -183,7 +183,9 @@ def report(figures: dict, args, machine: str) -> str:
     return (f"# Figures per source\n\nMeasured {date.today().isoformat()} on {machine}.\n\n"
             f"Command: `{command}`\n\n"
             "Real faces, the sample clip, the DFDC and FF++ clips go through `Detector.scan` (32 frames, the "
-            "card's detector, crop and threshold, max_track aggregation); DFDC crops through `dfdetect evaluate` "
+            "card's detector, crop and threshold, max_track aggregation over the people the model can judge: "
+            "one whose faces are too small, blurred or turned away counts only when no one else can be judged); "
+            "DFDC crops through `dfdetect evaluate` "
             "with flip TTA. FF++ scopes: clips of the pool's test split; of its test and validation splits "
             "(groups never trained on); of every split (training clips included, so not a held-out figure).\n\n"
             + head + "".join(rows) + clips + fairness)

@@ -89,3 +89,21 @@ def test_scan_flags_a_tiny_and_a_blurred_face_and_still_gives_a_verdict(tmp_path
     line = results["tiny"].summary_line()
     assert "UNSURE: face small" in line and line.startswith("tiny.png: ")
     assert results["tiny"].csv_rows()[0]["unsure"].startswith("face small")
+
+
+def test_a_person_too_small_to_judge_does_not_decide_the_verdict_of_a_clear_one(tmp_path, astronaut):
+    """A background face of a few pixels, upscaled, is scored but left out of the image's verdict, and said so."""
+    from dfdetect import Detector
+
+    frame = tiny_face_frame(astronaut)
+    frame[100:612, 100:612] = cv2.resize(astronaut, (512, 512), interpolation=cv2.INTER_AREA)
+    path = tmp_path / "two.png"
+    cv2.imwrite(str(path), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    result = Detector.load("default", device="cpu").scan(path)  # (the tiny face scores far higher than the clear one)
+    assert len(result.tracks) == 2
+    clear, tiny = sorted(result.tracks, key=lambda t: bool(t.unsure_reasons))
+    assert clear.counted and not clear.unsure_reasons
+    assert not tiny.counted and tiny.unsure_reasons[0].startswith("face small")
+    assert result.probability == clear.probability
+    assert result.unsure and result.unsure_reasons == [
+        f"person {tiny.track_id} (not counted in the verdict): " + " and ".join(tiny.unsure_reasons)]

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dfdetect.scoring import AGGREGATORS, calibrated_probability, confident_mean, verdict
+from dfdetect.scoring import AGGREGATORS, calibrated_probability, confident_mean, judged_tracks, verdict
 
 
 def test_registry_has_the_three_strategies():
@@ -14,6 +14,12 @@ def test_max_track_calls_a_video_fake_when_any_person_is_fake():
     real_person, fake_person = [0.1, 0.2, 0.1, 0.2], [0.9, 0.8, 0.95, 0.85]
     assert AGGREGATORS.get("max_track").video([real_person, fake_person]) == pytest.approx(0.875)
     assert AGGREGATORS.get("mean").video([real_person, fake_person]) == pytest.approx(0.5125)
+
+
+def test_people_the_model_cannot_judge_count_only_when_no_one_else_can_be():
+    assert judged_tracks([[], ["face small (30 px)"]]) == [True, False]
+    assert judged_tracks([["face blurred"], ["face small (30 px)"]]) == [True, True]
+    assert judged_tracks([[]]) == [True]
 
 
 def test_confident_mean_follows_the_confident_frames():

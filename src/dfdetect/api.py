@@ -16,7 +16,7 @@ import numpy as np
 from .errors import DfdetectError
 from .quality import unsure_reasons
 from .results import FaceScore, MediaSummary, ModelSummary, ScanResult, ScanSettings, TrackResult
-from .scoring import AGGREGATORS, DEFAULT_AGGREGATION, verdict
+from .scoring import AGGREGATORS, DEFAULT_AGGREGATION, judged_tracks, verdict
 
 log = logging.getLogger(__name__)
 
@@ -311,7 +311,10 @@ class Detector:
                                  detector_score=round(float(f.box.score), 4), probability=fp)
                        for f, fp in zip(faces, p)],
             ))
-        video_p = self.aggregation.video(per_track_probs)
+        counted = judged_tracks([t.unsure_reasons for t in track_results])
+        for track_result, is_counted in zip(track_results, counted):
+            track_result.counted = is_counted
+        video_p = self.aggregation.video([p for p, is_counted in zip(per_track_probs, counted) if is_counted])
         reasons = _video_unsure_reasons(track_results)
         return ScanResult(verdict=verdict(video_p, threshold), probability=video_p, tracks=track_results,
                           unsure=bool(reasons), unsure_reasons=reasons, **base)
@@ -538,7 +541,9 @@ def _guarded(path: str | Path, work: Callable[[], "ScanResult | FoundFaces"]) ->
 
 
 def _video_unsure_reasons(tracks: Sequence[TrackResult]) -> list[str]:
-    """A video is unsure when any person it scored is; with several people, each reason names its person."""
+    """A video is unsure when any person it scored is; with several people, one line per unsure person names
+    them, their reasons and whether they were left out of the video's verdict."""
     if len(tracks) == 1:
         return list(tracks[0].unsure_reasons)
-    return [f"person {t.track_id}: {reason}" for t in tracks for reason in t.unsure_reasons]
+    return [f"person {t.track_id}{'' if t.counted else ' (not counted in the verdict)'}: "
+            + " and ".join(t.unsure_reasons) for t in tracks if t.unsure_reasons]

@@ -59,6 +59,9 @@ class TrackResult(BaseModel):
     faces: list[FaceScore]
     # Why this person's faces lie outside what the model knows (dfdetect.quality); empty when they do not.
     unsure_reasons: list[str] = Field(default_factory=list)
+    # False when the model cannot judge this person (unsure) and can judge someone else in the video: the video's
+    # verdict then rests on the others (dfdetect.scoring.judged_tracks).
+    counted: bool = True
 
 
 class MediaSummary(BaseModel):
@@ -253,7 +256,7 @@ def report_text(results: Iterable[ScanResult], explanations: dict | None = None,
         for t in r.tracks:
             times = [f.time_s for f in t.faces]
             probs = [f.probability for f in t.faces]
-            lines.append(f"| {t.track_id} | {t.verdict} | {t.probability:.3f} | {len(t.faces)} | "
+            lines.append(f"| {t.track_id} | {t.verdict}{'' if t.counted else ' (not counted)'} | {t.probability:.3f} | {len(t.faces)} | "
                          f"{min(times):.1f} - {max(times):.1f} | {min(probs):.3f} - {max(probs):.3f} |")
         if explanations and explanations.get(r.path):
             lines += _explanation_lines(explanations[r.path], report_dir or Path("."))

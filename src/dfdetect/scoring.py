@@ -73,6 +73,15 @@ AGGREGATORS.register("max_track", Aggregation(
 DEFAULT_AGGREGATION = "max_track"
 
 
+def judged_tracks(unsure_reasons: Sequence[Sequence[str]]) -> list[bool]:
+    """Which people count towards a video's verdict: those whose faces the model can judge. A person it cannot
+    (faces too small, blurred or turned away: dfdetect.quality) is left out when anyone else is in the video,
+    so that a face in the background, upscaled from a few pixels, does not make a video of a real person fake;
+    when no one can be judged, everyone counts (and the video is unsure)."""
+    judged = [not reasons for reasons in unsure_reasons]
+    return judged if any(judged) else [True] * len(judged)
+
+
 def verdict(probability: float | None, threshold: float) -> str:
     if probability is None or math.isnan(probability):
         return "no_face"

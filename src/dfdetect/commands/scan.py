@@ -34,7 +34,8 @@ def add_arguments(p) -> None:
     p.add_argument("--detector", default=None, choices=DETECTORS.names(), help="face detector (default: the model's)")
     p.add_argument("--threshold", type=threshold_option(("card",)), default="card",
                    help="p(fake) at or above which a face is fake, or 'card': the model card's (default)")
-    add_aggregation(p, DEFAULT_AGGREGATION, "how face scores become one per person and per video")
+    add_aggregation(p, DEFAULT_AGGREGATION, "how face scores become one per person and per video (people the "
+                    "model cannot judge, see UNSURE, count only when no one else can be judged)")
     add_tta(p)
     p.add_argument("--batch-size", type=_positive_int, default=32, help="faces per forward pass")
     p.add_argument("--json", metavar="FILE", help="write all results as JSON")

@@ -185,7 +185,8 @@ function plot(result) {
     }
     const item = el("li", { style: `color: ${colour}` });
     item.textContent = `person ${track.track_id}: ${track.verdict}, p(fake) ${track.probability.toFixed(2)} ` +
-      `(${track.faces.length} ${track.faces.length === 1 ? "face" : "faces"})`;
+      `(${track.faces.length} ${track.faces.length === 1 ? "face" : "faces"})` +
+      (track.counted === false ? ", not counted in the verdict" : "");
     legend.appendChild(item);
   });
   if (isVideo) {
