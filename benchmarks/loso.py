@@ -52,6 +52,10 @@ VARIANTS = {
                   "self-blended and the pool's fakes a third each (the pool's fakes were half)",
                   ["data.augment=multisource", "data.sbi_fraction=0.5", "data.source_share_power=0.5",
                    "data.real_share=0.667"]),
+    "balanced": ("as codec+sources, but each source's draws leave real and fake labels equal after self-blending "
+                 "(real 50%, self-blended 21%, the pool's fakes 29%; sbi50 drew them 25/25/50)",
+                 ["data.augment=multisource", "data.sbi_fraction=0.3", "data.source_share_power=0.5",
+                  "data.real_share=balanced"]),
 }
 
 

@@ -121,6 +121,14 @@ def test_overrides_reach_nested_fields_and_lists():
         "train": {"epochs": None}, "distill": {"alpha": 0.25}}
 
 
+def test_a_balanced_real_share_leaves_real_and_fake_equal_after_self_blending():
+    data = recipe("default_v2", "data.sbi_fraction=0.3", "data.real_share=balanced").data
+    assert data.real_share_of_draws() * (1 - data.sbi_fraction) == pytest.approx(0.5)
+    assert recipe("default_v2").data.real_share_of_draws() == 0.5
+    with pytest.raises(ConfigError, match="leaves no draws for the pool's fakes"):
+        recipe("default_v2", "data.real_share=balanced")  # SBI on half of the reals: nothing left for the fakes
+
+
 @pytest.mark.parametrize("override,message", [
     ("train.epoch=2", "train.epoch: unknown key"),
     ("data.augment=sharpen_everything", "unknown augmentation chain"),

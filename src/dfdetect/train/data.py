@@ -110,7 +110,7 @@ def build_train_sampler(train_set, train_rows, recipe: Recipe, dist: DistContext
         if d.source_share_power is not None:
             from ..data.pool import source_weights
 
-            weights = source_weights(train_rows, d.source_share_power, d.group_weights, d.real_share)
+            weights = source_weights(train_rows, d.source_share_power, d.group_weights, d.real_share_of_draws())
         return BalancedSampler(train_set.labels, seed=recipe.train.seed, weights=weights,
                                rank=dist.rank, world_size=dist.world_size)
     if dist.enabled:

@@ -10,7 +10,7 @@ checked: a misspelt one is an error, never silently ignored.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -85,8 +85,11 @@ class DataSection(_Section):
     # With source_share_power: the share of each source's draws that go to its real rows (the rest to its fakes).
     # Self-blended fakes are made from the real draws, so the labels come out real_share * (1 - sbi_fraction)
     # real, real_share * sbi_fraction self-blended and 1 - real_share the pool's fakes: 2/3 with SBI on half
-    # of the reals gives thirds, where 0.5 gives the pool's fakes half of all draws.
-    real_share: float = Field(0.5, gt=0.0, lt=1.0)
+    # of the reals gives thirds, where 0.5 gives the pool's fakes half of all draws. "balanced": the share that
+    # leaves real and fake labels equal after self-blending, 0.5 / (1 - sbi_fraction): without it a source with
+    # fakes is drawn a quarter real and three quarters fake when SBI takes half of the reals, while a source of
+    # reals only stays half and half, so that a source's look would say how likely "fake" is.
+    real_share: Annotated[float, Field(gt=0.0, lt=1.0)] | Literal["balanced"] = 0.5
     # Share of REAL training samples turned into self-blended fakes (label 1) on the fly.
     sbi_fraction: float = Field(0.0, ge=0.0, le=1.0)
     # Train on the real rows alone, so that every fake seen is self-blended (Shiohara and Yamasaki's recipe:
@@ -106,7 +109,14 @@ class DataSection(_Section):
         if self.real_share != 0.5 and (self.source_share_power is None or not self.balance_classes):
             raise ValueError("data.real_share needs data.balance_classes and data.source_share_power (it splits "
                              "each source's draws)")
+        if self.real_share == "balanced" and self.sbi_fraction >= 0.5:
+            raise ValueError("data.real_share=balanced with data.sbi_fraction >= 0.5 leaves no draws for the pool's "
+                             "fakes; lower sbi_fraction, or train on self-blended fakes alone (data.self_blended_only)")
         return self
+
+    def real_share_of_draws(self) -> float:
+        """real_share as a number: "balanced" resolved against sbi_fraction."""
+        return 0.5 / (1.0 - self.sbi_fraction) if self.real_share == "balanced" else float(self.real_share)
 
 
 class OptimizerSection(_Section):
