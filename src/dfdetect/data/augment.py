@@ -228,3 +228,13 @@ def _multisource(size: int) -> list:
 
     strong = [t for t in _strong(size) if not isinstance(t, (A.ImageCompression, A.Downscale))]
     return [ResolutionAndCodec(p=0.7)] + strong
+
+
+@AUGMENTATIONS.register("multisource_heavy_codec")
+def _multisource_heavy_codec(size: int) -> list:
+    """The multisource chain with harder compression, for footage like FF++ c40: JPEG 20-95 or H.264 CRF 20-45,
+    on 90% of the crops."""
+    from .degrade import ResolutionAndCodec
+
+    codec = ResolutionAndCodec(jpeg_quality=(20, 95), h264_crf=(20, 45), p=0.9)
+    return [codec] + [t for t in _multisource(size) if not isinstance(t, ResolutionAndCodec)]
