@@ -4,7 +4,8 @@ The FF++ c23 clips of the pool's validation and test groups (people never traine
 again with H.264 at a lower quality (a higher CRF), some at half size as well (smaller, blockier faces), then
 scanned whole as a user scans them (32 frames, the card's detector, crop and threshold). Per condition and
 model: clip ROC-AUC, real clips called fake, fake clips missed and clips marked unsure. Re-encoded clips and
-scans already made are reused.
+scans already made are reused; the rows of models measured before are kept in a JSON file beside the report,
+so that a later run adds its models to the table (pass a bundled model by a path of its own).
 
     python benchmarks/recompressed_clips.py runs/pool_v2.csv runs/ffpp_c23.csv \
         --models runs/v22_children/calibrated,runs/hid/pool_kd/calibrated
@@ -49,16 +50,25 @@ def main() -> int:
     machine = describe_machine()
     a.work.mkdir(parents=True, exist_ok=True)
     clips = unseen_clips(a.pool, a.index, a.splits.split(","), a.work / "clips.csv")
+    models = a.models.split(",")
+    kept = [r for r in _read_rows(a.out) if r["model"] not in models]
     rows, commands = [], []
     for name, (_, crf, scale) in CONDITIONS.items():
         listed = clips if crf is None else recompress(clips, a.work / name, crf, scale)
-        for model in a.models.split(","):
+        for model in models:
             figures = scan(model, "mtcnn", listed, a.work / name, commands)
             rows.append({"condition": name, "model": model, **figures,
-                         "unsure": unsure_count(a.work / name, model)})
+                         "unsure": unsure_count(a.work / name, model), "measured": date.today().isoformat()})
+    rows = sorted(kept + rows, key=lambda r: (list(CONDITIONS).index(r["condition"]), r["model"]))
+    a.out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
     a.out.write_text(report(a, machine, clips, rows, commands))
     print(f"wrote {a.out}", file=sys.stderr)
     return 0
+
+
+def _read_rows(out: Path) -> list[dict]:
+    saved = out.with_suffix(".json")
+    return json.loads(saved.read_text()) if saved.exists() else []
 
 
 def recompress(clips: Path, folder: Path, crf: int, scale: float) -> Path:
@@ -106,17 +116,18 @@ def report(a, machine: str, clips: Path, rows: list[dict], commands: list) -> st
     lines = [
         "# Clips compressed harder than training saw them: figures through the scan", "",
         f"Measured {date.today().isoformat()} on {machine}.", "",
-        f"Command: `python benchmarks/recompressed_clips.py {a.pool} {a.index} --models {a.models}`", "",
+        f"Command: `python benchmarks/recompressed_clips.py {a.pool} {a.index} --models {a.models}`; rows of "
+        "other models are kept from earlier runs (`recompressed_clips.json`).", "",
         f"Clips: the FF++ c23 clips of the pool's {a.splits} groups (people never trained on): {len(table)} "
         f"({counts}). Each is scanned whole (`dfdetect scan`, 32 frames, the card's detector, crop and threshold). "
         "Re-encoding: every frame decoded and written again with libx264 (yuv420p) at the CRF given.", "",
-        "| condition | what is done | model | clips | ROC-AUC | real clips called fake | fake clips missed | unsure |",
-        "|---|---|---|---|---|---|---|---|",
+        "| condition | what is done | model | clips | ROC-AUC | real clips called fake | fake clips missed | unsure | measured |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(f"| {r['condition']} | {CONDITIONS[r['condition']][0]} | `{r['model']}` | {r['clips']} | "
-                     f"{r['auc']:.3f} | {r['reals_fake']} | {r['fakes_missed']} | {r['unsure']} |")
-    lines += ["", "Scans (CLIPS: the paths in each condition's clips.csv):", "```",
+                     f"{r['auc']:.3f} | {r['reals_fake']} | {r['fakes_missed']} | {r['unsure']} | {r['measured']} |")
+    lines += ["", "Scans of this run (CLIPS: the paths in each condition's clips.csv):", "```",
               *sorted({shown(c) for c in commands}), "```", ""]
     return "\n".join(lines)
 

@@ -238,3 +238,15 @@ def _multisource_heavy_codec(size: int) -> list:
 
     codec = ResolutionAndCodec(jpeg_quality=(20, 95), h264_crf=(20, 45), p=0.9)
     return [codec] + [t for t in _multisource(size) if not isinstance(t, ResolutionAndCodec)]
+
+
+@AUGMENTATIONS.register("multisource_c40")
+def _multisource_c40(size: int) -> list:
+    """The multisource chain with a third of its codec draws like FF++ c40 footage: little down-scaling (0.6-1x)
+    but hard compression (JPEG 15-40 or H.264 CRF 36-46). Still 30% of crops untouched, as in multisource; hard
+    compression never meets the smallest scales, where it would leave no face to judge."""
+    from .degrade import ResolutionAndCodec
+
+    hard = ResolutionAndCodec(scale_range=(0.6, 1.0), jpeg_quality=(15, 40), h264_crf=(36, 46), p=0.5)
+    codec = A.OneOf([ResolutionAndCodec(p=1.0), hard], p=0.7)  # OneOf weighs its members by their p: 2 to 1
+    return [codec] + [t for t in _multisource(size) if not isinstance(t, ResolutionAndCodec)]
