@@ -21,6 +21,7 @@ import json
 import sys
 from datetime import date
 from pathlib import Path
+from statistics import median
 
 import pandas as pd
 
@@ -52,16 +53,18 @@ def main() -> int:
     clips = unseen_clips(a.pool, a.index, a.splits.split(","), a.work / "clips.csv")
     models = a.models.split(",")
     kept = [r for r in _read_rows(a.out) if r["model"] not in models]
-    rows, commands = [], []
+    rows, commands, bits = [], [], {}
     for name, (_, crf, scale) in CONDITIONS.items():
         listed = clips if crf is None else recompress(clips, a.work / name, crf, scale)
+        bits[name] = compression_of(listed)
         for model in models:
             figures = scan(model, "mtcnn", listed, a.work / name, commands)
             rows.append({"condition": name, "model": model, **figures,
-                         "unsure": unsure_count(a.work / name, model), "measured": date.today().isoformat()})
+                         "unsure": unsure_count(a.work / name, model), "unsure_checks": "faces, compression",
+                         "measured": date.today().isoformat()})
     rows = sorted(kept + rows, key=lambda r: (list(CONDITIONS).index(r["condition"]), r["model"]))
     a.out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
-    a.out.write_text(report(a, machine, clips, rows, commands))
+    a.out.write_text(report(a, machine, clips, rows, bits, commands))
     print(f"wrote {a.out}", file=sys.stderr)
     return 0
 
@@ -110,7 +113,19 @@ def unsure_count(work: Path, model: str) -> int:
     return sum(bool(r.get("unsure")) for r in json.loads(out.read_text())["results"])
 
 
-def report(a, machine: str, clips: Path, rows: list[dict], commands: list) -> str:
+def compression_of(listed: Path) -> dict:
+    """Per clip, the H.264 bits per pixel on average and of a keyframe, and whether the scan calls the clip
+    heavily compressed (dfdetect.quality.compression_reason)."""
+    from dfdetect.media import probe
+    from dfdetect.media.video import keyframe_bits_per_pixel
+    from dfdetect.quality import compression_reason
+
+    infos = [probe(path) for path in pd.read_csv(listed)["path"]]
+    return {"average": [i.bits_per_pixel for i in infos], "keyframe": [keyframe_bits_per_pixel(i.path) for i in infos],
+            "flagged": sum(compression_reason(i) is not None for i in infos), "clips": len(infos)}
+
+
+def report(a, machine: str, clips: Path, rows: list[dict], bits: dict, commands: list) -> str:
     table = pd.read_csv(clips)
     counts = ", ".join(f"{k} {v}" for k, v in table["method"].value_counts().sort_index().items())
     lines = [
@@ -126,10 +141,20 @@ def report(a, machine: str, clips: Path, rows: list[dict], commands: list) -> st
     ]
     for r in rows:
         lines.append(f"| {r['condition']} | {CONDITIONS[r['condition']][0]} | `{r['model']}` | {r['clips']} | "
-                     f"{r['auc']:.3f} | {r['reals_fake']} | {r['fakes_missed']} | {r['unsure']} | {r['measured']} |")
+                     f"{r['auc']:.3f} | {r['reals_fake']} | {r['fakes_missed']} | {r['unsure']}"
+                     f"{'' if r.get('unsure_checks') else ' (face checks only)'} | {r['measured']} |")
+    lines += ["", "How hard each condition is compressed (H.264 bits per pixel, median and range over the clips), and the clips "
+              "the scan marks unsure as heavily compressed (`dfdetect.quality.compression_reason`; every model alike):", "",
+              "| condition | bits per pixel, average | bits per pixel, keyframe | marked heavily compressed |", "|---|---|---|---|"]
+    for name, b in bits.items():
+        lines.append(f"| {name} | {_spread(b['average'], 3)} | {_spread(b['keyframe'], 2)} | {b['flagged']} of {b['clips']} |")
     lines += ["", "Scans of this run (CLIPS: the paths in each condition's clips.csv):", "```",
               *sorted({shown(c) for c in commands}), "```", ""]
     return "\n".join(lines)
+
+
+def _spread(values: list, digits: int) -> str:
+    return f"{median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
 
 
 if __name__ == "__main__":

@@ -107,3 +107,57 @@ def test_a_person_too_small_to_judge_does_not_decide_the_verdict_of_a_clear_one(
     assert result.probability == clear.probability
     assert result.unsure and result.unsure_reasons == [
         f"person {tiny.track_id} (not counted in the verdict): " + " and ".join(tiny.unsure_reasons)]
+
+
+def test_a_video_compressed_hard_is_unsure_and_the_shipped_clip_is_not(tmp_path):
+    """The H.264 stream's bits per pixel, read from the file's header, mark a video compressed like FF++ c40."""
+    import av
+
+    from dfdetect import Detector
+    from dfdetect.media import probe
+    from dfdetect.media.writer import open_video_writer
+    from dfdetect.samples import SHIPPED_CLIP
+
+    hard = tmp_path / "crf48.mp4"
+    with av.open(str(SHIPPED_CLIP)) as container:
+        stream = container.streams.video[0]
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+    with open_video_writer(hard, 15, frames[0].shape[1], frames[0].shape[0], quality=48) as writer:
+        for frame in frames:
+            writer.write(frame)
+    shipped, squeezed = probe(SHIPPED_CLIP), probe(hard)
+    assert shipped.bits_per_pixel > 0.05 and squeezed.bits_per_pixel < 0.02
+
+    detector = Detector.load("default", device="cpu")
+    clear, compressed = detector.scan(SHIPPED_CLIP), detector.scan(hard)
+    assert not any("compressed" in r for r in clear.unsure_reasons)
+    assert compressed.verdict in ("fake", "real") and compressed.unsure
+    assert compressed.unsure_reasons[-1].startswith("video heavily compressed (0.0")
+    assert all(t.counted for t in compressed.tracks)  # it marks the video, not who counts in it
+
+
+def test_a_still_video_is_not_taken_for_a_compressed_one(tmp_path, astronaut):
+    """A scene that stands still costs few bits between keyframes: the keyframes tell it from hard compression."""
+    from pathlib import Path
+
+    from dfdetect.media import probe
+    from dfdetect.media.info import MediaInfo
+    from dfdetect.media.writer import open_video_writer
+    from dfdetect.quality import compression_reason
+
+    still = tmp_path / "still.mp4"
+    with open_video_writer(still, 25, 512, 512, quality=23) as writer:
+        for _ in range(75):
+            writer.write(astronaut)
+    info = probe(still)
+    assert info.bits_per_pixel < 0.02 and compression_reason(info) is None
+
+    def described(**changes):
+        fields = dict(path=Path("none.mp4"), kind="video", width=640, height=480, frame_count=100, fps=25.0,
+                      duration_s=4.0, rotation=0, codec="h264", bit_rate=100_000)
+        return MediaInfo(**{**fields, **changes})
+
+    assert described().bits_per_pixel == pytest.approx(100_000 / (640 * 480 * 25))
+    # Neither is read from the file: another codec spends its bits otherwise, and a high average settles it.
+    assert compression_reason(described(codec="hevc")) is None and compression_reason(described(bit_rate=10**6)) is None
+    assert compression_reason(described(bit_rate=None)) is None and compression_reason(described(kind="image")) is None

@@ -14,7 +14,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from .errors import DfdetectError
-from .quality import unsure_reasons
+from .quality import compression_reason, unsure_reasons
 from .results import FaceScore, MediaSummary, ModelSummary, ScanResult, ScanSettings, TrackResult
 from .scoring import AGGREGATORS, DEFAULT_AGGREGATION, judged_tracks, verdict
 
@@ -315,7 +315,8 @@ class Detector:
         for track_result, is_counted in zip(track_results, counted):
             track_result.counted = is_counted
         video_p = self.aggregation.video([p for p, is_counted in zip(per_track_probs, counted) if is_counted])
-        reasons = _video_unsure_reasons(track_results)
+        # Compression bears on every person alike: it marks the video, never who counts in its verdict.
+        reasons = _video_unsure_reasons(track_results) + [r for r in [compression_reason(info)] if r]
         return ScanResult(verdict=verdict(video_p, threshold), probability=video_p, tracks=track_results,
                           unsure=bool(reasons), unsure_reasons=reasons, **base)
 

@@ -8,8 +8,13 @@ checks, per face, from the frame and the detector's box:
                training crops have (motion blur, defocus, heavy smoothing hide blending traces and fake them alike)
   not frontal  the nose sits far off the line between the eyes (a turned head; needs the detector's
                landmarks, so Haar boxes skip this check)
-A person (track) is unsure when most of its faces fail one check; a video when any person it scored is. The
-verdict is still given: the flag says how far to trust it.
+A person (track) is unsure when most of its faces fail one check; a video when any person it scored is. One
+check is of the whole video:
+  compressed   an H.264 stream of few bits per pixel, on average and on its keyframes (a still scene has few
+               on average only): the FF++ c23 clips have 0.036-0.106 and 0.25-0.88, re-encoded at CRF 38
+               (towards FF++ c40) 0.004-0.017 and 0.07-0.19, where the model misses more fakes
+               (benchmarks/results/recompressed_clips.md); other codecs spend bits otherwise and are not checked
+The verdict is still given: the flag says how far to trust it.
 """
 
 from __future__ import annotations
@@ -33,6 +38,14 @@ class InputLimits:
     max_yaw: float = 0.4
     # Share of a person's faces that must fail a check for the person to be unsure.
     min_share: float = 0.5
+    # H.264 bits per pixel of each frame on average, and of a keyframe: below every FF++ c23 clip (0.036 and
+    # 0.25 at least) and the shared DFDC clips (0.040, 0.16), above every clip re-encoded at CRF 38 (0.017, 0.19
+    # at most) and most at CRF 32 (medians 0.014, 0.24). A still scene at CRF 23: 0.015 but 1.0.
+    min_bits_per_pixel: float = 0.02
+    min_keyframe_bits_per_pixel: float = 0.2
+
+
+COMPRESSION_CHECKED_CODECS = ("h264",)  # the codec the limit was measured on
 
 
 @dataclass(frozen=True)
@@ -103,3 +116,21 @@ def unsure_reasons(faces: Sequence[FaceQuality], limits: InputLimits = InputLimi
         turned = sum("not_frontal" in f for f in failed)
         reasons.append(f"face turned away in {turned} of {len(faces)} frames (the model learnt from frontal faces)")
     return reasons
+
+
+def compression_reason(info, limits: InputLimits = InputLimits()) -> str | None:
+    """A sentence when a video (a media.MediaInfo) was compressed harder than the model reads reliably."""
+    from .errors import MediaError
+    from .media.video import keyframe_bits_per_pixel
+
+    bits = info.bits_per_pixel if info.kind == "video" and info.codec in COMPRESSION_CHECKED_CODECS else None
+    if bits is None or bits >= limits.min_bits_per_pixel:
+        return None
+    try:
+        keyframe = keyframe_bits_per_pixel(info.path)  # read only when the average is low: it opens the file again
+    except MediaError:  # gone or unreadable since the scan read it: the verdict stands, unchecked
+        return None
+    if keyframe is None or keyframe >= limits.min_keyframe_bits_per_pixel:
+        return None
+    return (f"video heavily compressed ({bits:.3f} bits per pixel, {keyframe:.2f} in a keyframe; the model misses "
+            "more fakes in such footage)")

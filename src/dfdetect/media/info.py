@@ -20,6 +20,14 @@ class MediaInfo:
     rotation: int                  # degrees clockwise applied to stored frames to show them upright
     codec: str
     frame_count_estimated: bool = False   # True when the container had no frame count (duration x fps)
+    bit_rate: int | None = None    # the video stream's bits per second (None: an image, or not known)
+
+    @property
+    def bits_per_pixel(self) -> float | None:
+        """Compressed bits per pixel of each frame: how hard the video was compressed, for one codec."""
+        if not self.bit_rate or not self.fps or self.width * self.height == 0:
+            return None
+        return self.bit_rate / (self.width * self.height * self.fps)
 
 
 @dataclass

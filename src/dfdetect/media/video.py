@@ -46,7 +46,7 @@ def _probe_video(path: Path) -> MediaInfo:
             width, height = height, width
         return MediaInfo(path=path, kind="video", width=width, height=height, frame_count=frame_count, fps=fps,
                          duration_s=duration, rotation=rotation, codec=stream.codec_context.name,
-                         frame_count_estimated=estimated)
+                         frame_count_estimated=estimated, bit_rate=_stream_bit_rate(path, stream, container, duration))
 
 
 def iter_frames(path: str | Path, sampling: FrameSampling | str = FrameSampling(),
@@ -266,6 +266,37 @@ def _stream_duration(stream, container) -> float | None:
     if container.duration:
         return container.duration / 1_000_000
     return None
+
+
+def _stream_bit_rate(path: Path, stream, container, duration: float | None) -> int | None:
+    """The video stream's bit rate from its header, else from the file's size when the video is its only
+    stream (the file's size would count the audio too)."""
+    if stream.bit_rate:
+        return int(stream.bit_rate)
+    if len(container.streams) == 1 and duration:
+        return round(path.stat().st_size * 8 / duration)
+    return None
+
+
+def keyframe_bits_per_pixel(path: str | Path, keyframes: int = 3, max_packets: int = 2000) -> float | None:
+    """Bits per pixel of the largest of the first few keyframes, read without decoding. Unlike the stream's
+    average it does not fall when the picture stands still (a still scene costs a codec few bits between
+    keyframes, a keyframe it costs as much as any); the largest, so that a fade from black does not count."""
+    import av
+
+    with _open_video(Path(path)) as container:
+        stream = _video_stream(container, Path(path))
+        pixels = (stream.codec_context.width or 0) * (stream.codec_context.height or 0)
+        sizes = []
+        try:
+            for number, packet in enumerate(container.demux(stream)):
+                if packet.size and packet.is_keyframe:
+                    sizes.append(packet.size)
+                if len(sizes) >= keyframes or number >= max_packets:
+                    break
+        except av.error.FFmpegError:  # a damaged file: the keyframes read before the damage still say it
+            pass
+    return max(sizes) * 8 / pixels if sizes and pixels else None
 
 
 def _header_frame_count(stream, fps: float | None, duration: float | None) -> tuple[int, bool]:
