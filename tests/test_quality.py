@@ -111,17 +111,13 @@ def test_a_person_too_small_to_judge_does_not_decide_the_verdict_of_a_clear_one(
 
 def test_a_video_compressed_hard_is_unsure_and_the_shipped_clip_is_not(tmp_path):
     """The H.264 stream's bits per pixel, read from the file's header, mark a video compressed like FF++ c40."""
-    import av
-
     from dfdetect import Detector
-    from dfdetect.media import probe
+    from dfdetect.media import iter_frames, probe
     from dfdetect.media.writer import open_video_writer
     from dfdetect.samples import SHIPPED_CLIP
 
     hard = tmp_path / "crf48.mp4"
-    with av.open(str(SHIPPED_CLIP)) as container:
-        stream = container.streams.video[0]
-        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+    frames = [frame.image for frame in iter_frames(SHIPPED_CLIP, "all")]
     with open_video_writer(hard, 15, frames[0].shape[1], frames[0].shape[0], quality=48) as writer:
         for frame in frames:
             writer.write(frame)
