@@ -29,6 +29,7 @@ from extraction_shift import scan, shown, unseen_clips  # benchmarks/extraction_
 from machine import describe_machine  # benchmarks/machine.py, beside this script
 
 RESULTS = Path(__file__).resolve().parent / "results"
+DFDC_CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "dfdc-videos" / "videos"
 
 # name -> (what is done to each clip, H.264 CRF or None for the clip as shared, scale of each side)
 CONDITIONS = {
@@ -62,6 +63,7 @@ def main() -> int:
             rows.append({"condition": name, "model": model, **figures,
                          "unsure": unsure_count(a.work / name, model), "unsure_checks": "faces, compression",
                          "measured": date.today().isoformat()})
+    bits.update(other_video(a.index, a.work))
     rows = sorted(kept + rows, key=lambda r: (list(CONDITIONS).index(r["condition"]), r["model"]))
     a.out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
     a.out.write_text(report(a, machine, clips, rows, bits, commands))
@@ -113,16 +115,37 @@ def unsure_count(work: Path, model: str) -> int:
     return sum(bool(r.get("unsure")) for r in json.loads(out.read_text())["results"])
 
 
-def compression_of(listed: Path) -> dict:
-    """Per clip, the H.264 bits per pixel on average and of a keyframe, and whether the scan calls the clip
-    heavily compressed (dfdetect.quality.compression_reason)."""
+def compression_of(listed: Path | list) -> dict:
+    """Per clip (a clips.csv or a list of paths), the H.264 bits per pixel on average and of a keyframe, and
+    whether the scan calls the clip heavily compressed (dfdetect.quality.compression_reason)."""
     from dfdetect.media import probe
     from dfdetect.media.video import keyframe_bits_per_pixel
     from dfdetect.quality import compression_reason
 
-    infos = [probe(path) for path in pd.read_csv(listed)["path"]]
+    paths = pd.read_csv(listed)["path"] if isinstance(listed, Path) else listed
+    infos = [probe(path) for path in paths]
     return {"average": [i.bits_per_pixel for i in infos], "keyframe": [keyframe_bits_per_pixel(i.path) for i in infos],
             "flagged": sum(compression_reason(i) is not None for i in infos), "clips": len(infos)}
+
+
+def other_video(index: Path, work: Path) -> dict:
+    """The same measure on video the mark must leave alone: every shared FF++ c23 clip, the shared DFDC clips,
+    the sample clip, and a still photo written as a 3 s clip at CRF 23 (few bits between its keyframes)."""
+    from skimage.data import astronaut
+
+    from dfdetect.media.writer import open_video_writer
+    from dfdetect.samples import SHIPPED_CLIP
+
+    still = work / "still-crf23.mp4"
+    if not still.exists():
+        with open_video_writer(still, 25, 512, 512, quality=23) as writer:
+            for _ in range(75):
+                writer.write(astronaut())
+    dfdc = sorted(DFDC_CLIPS.glob("*.mp4"))
+    return {"every shared FF++ c23 clip": compression_of(pd.read_csv(index)["path"].tolist()),
+            "the shared DFDC clips": compression_of([str(p) for p in dfdc]),
+            "the sample clip": compression_of([str(SHIPPED_CLIP)]),
+            "a still photo as a clip, CRF 23": compression_of([str(still)])}
 
 
 def report(a, machine: str, clips: Path, rows: list[dict], bits: dict, commands: list) -> str:
@@ -144,8 +167,9 @@ def report(a, machine: str, clips: Path, rows: list[dict], bits: dict, commands:
                      f"{r['auc']:.3f} | {r['reals_fake']} | {r['fakes_missed']} | {r['unsure']}"
                      f"{'' if r.get('unsure_checks') else ' (face checks only)'} | {r['measured']} |")
     lines += ["", "How hard each condition is compressed (H.264 bits per pixel, median and range over the clips), and the clips "
-              "the scan marks unsure as heavily compressed (`dfdetect.quality.compression_reason`; every model alike):", "",
-              "| condition | bits per pixel, average | bits per pixel, keyframe | marked heavily compressed |", "|---|---|---|---|"]
+              "the scan marks unsure as heavily compressed (`dfdetect.quality.compression_reason`; every model alike); "
+              "below the conditions, video the mark must leave alone:", "",
+              "| clips | bits per pixel, average | bits per pixel, keyframe | marked heavily compressed |", "|---|---|---|---|"]
     for name, b in bits.items():
         lines.append(f"| {name} | {_spread(b['average'], 3)} | {_spread(b['keyframe'], 2)} | {b['flagged']} of {b['clips']} |")
     lines += ["", "Scans of this run (CLIPS: the paths in each condition's clips.csv):", "```",

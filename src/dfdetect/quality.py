@@ -11,9 +11,9 @@ checks, per face, from the frame and the detector's box:
 A person (track) is unsure when most of its faces fail one check; a video when any person it scored is. One
 check is of the whole video:
   compressed   an H.264 stream of few bits per pixel, on average and on its keyframes (a still scene has few
-               on average only): the FF++ c23 clips have 0.036-0.106 and 0.25-0.88, re-encoded at CRF 38
-               (towards FF++ c40) 0.004-0.017 and 0.07-0.19, where the model misses more fakes
-               (benchmarks/results/recompressed_clips.md); other codecs spend bits otherwise and are not checked
+               on average only): the 90 shared FF++ c23 clips have 0.025-0.106 and 0.22-1.08, 26 of them
+               re-encoded at CRF 38 (towards FF++ c40) 0.004-0.017 and 0.07-0.19, where the model misses more
+               fakes (benchmarks/results/recompressed_clips.md); other codecs spend bits otherwise, unchecked
 The verdict is still given: the flag says how far to trust it.
 """
 
@@ -38,9 +38,9 @@ class InputLimits:
     max_yaw: float = 0.4
     # Share of a person's faces that must fail a check for the person to be unsure.
     min_share: float = 0.5
-    # H.264 bits per pixel of each frame on average, and of a keyframe: below every FF++ c23 clip (0.036 and
-    # 0.25 at least) and the shared DFDC clips (0.040, 0.16), above every clip re-encoded at CRF 38 (0.017, 0.19
-    # at most) and most at CRF 32 (medians 0.014, 0.24). A still scene at CRF 23: 0.015 but 1.0.
+    # H.264 bits per pixel of each frame on average, and of a keyframe: below every shared FF++ c23 clip (0.025
+    # and 0.22 at least) and DFDC clip (0.040, 0.17), above every clip re-encoded at CRF 38 (0.017, 0.19 at most)
+    # and most at CRF 32 (medians 0.014, 0.24). A still photo as a clip at CRF 23: 0.014 but 1.01.
     min_bits_per_pixel: float = 0.02
     min_keyframe_bits_per_pixel: float = 0.2
 
