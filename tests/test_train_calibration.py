@@ -138,3 +138,10 @@ def test_calibrate_command_refits_thresholds_into_a_new_checkpoint(dfdc_faces, t
     assert not (tmp_path / "one_class.safetensors").exists()
     # The checkpoint being calibrated is never the output.
     assert main(["calibrate", str(tmp_path / "eer"), str(manifest), "--out", str(tmp_path / "eer.safetensors")]) == 2
+    # An average of models is marked not calibrated until calibrate has fitted it.
+    from dfdetect.models.average import NOT_CALIBRATED
+
+    assert main(["average", "default", "default", "--out", str(tmp_path / "soup")]) == 0
+    assert main(["calibrate", str(tmp_path / "soup"), str(manifest), "--out", str(tmp_path / "soup_fitted")]) == 0
+    assert NOT_CALIBRATED in load_card(tmp_path / "soup").warnings
+    assert NOT_CALIBRATED not in load_card(tmp_path / "soup_fitted").warnings

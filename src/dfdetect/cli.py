@@ -20,6 +20,7 @@ COMMANDS = {
     "train": "train a model from a YAML recipe",
     "evaluate": "evaluate a checkpoint on a manifest of face crops",
     "calibrate": "refit a model's temperature and thresholds on a manifest split, into a new checkpoint",
+    "average": "average the weights of models fine-tuned from one start (a model soup), into a new checkpoint",
     "compare": "compare trained runs in one table",
     "models": "list the models usable by name, with their headline figures",
     "serve": "serve the scan over HTTP: an API and a web page",

@@ -34,6 +34,7 @@ def run(args) -> int:
     from ..devices import resolve_device
     from ..errors import ConfigError
     from ..models import load_checkpoint, resolve, save_checkpoint
+    from ..models.average import NOT_CALIBRATED
     from ..outputs import check_outputs
     from ..train.calibration import calibrate, card_metrics
     from ..train.recipe import CalibrationSection
@@ -61,7 +62,7 @@ def run(args) -> int:
     training = dict(card.training, calibrated_on={
         "manifest": str(args.manifest), "split": args.split, "n": len(rows), "rule": section.model_dump()})
     new_card = card.model_copy(update={
-        "temperature": cal.temperature, "threshold": cal.threshold, "video_threshold": cal.video_threshold,
+        "warnings": [w for w in card.warnings if w != NOT_CALIBRATED], "temperature": cal.temperature, "threshold": cal.threshold, "video_threshold": cal.video_threshold,
         "metrics": card_metrics(args.split, cal.levels["frame"]), "training": training, "weights_sha256": ""})
     weights, _ = save_checkpoint(model, new_card, args.out)
     m = cal.levels["frame"]
