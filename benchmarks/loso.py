@@ -8,6 +8,7 @@ only, at frame and video level. Finished runs are kept and reused when the scrip
         --sources dfdc=runs/dfdc_faces.csv,ffpp=runs/ffpp_crops/manifest.csv,real-faces=runs/real_faces.csv
     python benchmarks/loso.py --hold-out dfdc --start imagenet --sources ...
     python benchmarks/loso.py ... --seeds 3 --seeded codec+sources+sbi50,sbi-only   # three runs of those two
+    python benchmarks/loso.py ... --variants average:sbi-only+sbi50 --seeds 3 --out ...  # parts trained as needed
 
 --start: `default` (the bundled v1 model: DFDC-trained, so only fair when DFDC is not the held-out source),
 `imagenet`, or a checkpoint path. Writes benchmarks/results/loso_<held-out>.md with the commands.
@@ -58,13 +59,20 @@ VARIANTS = {
                   "data.real_share=balanced"]),
 }
 
+# name -> (what it is, the variants whose models of the same seed are averaged by `dfdetect average`).
+AVERAGES = {
+    "average:sbi-only+sbi50": ("the weight average of the sbi-only and codec+sources+sbi50 models of the same seed "
+                               "(a model soup: both start from one checkpoint)", ("sbi-only", "codec+sources+sbi50")),
+}
+
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--hold-out", required=True, help="the source to leave out (a name in --sources)")
     parser.add_argument("--sources", required=True, help="NAME=MANIFEST,... as for `dfdetect pool`")
     parser.add_argument("--start", default="imagenet", help="default | imagenet | a checkpoint")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"some of: {', '.join(VARIANTS)}")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help=f"some of: {', '.join([*VARIANTS, *AVERAGES])} (averages train their parts as needed)")
     parser.add_argument("--seeds", type=int, default=1, help="runs per variant, with train.seed 0, 1, ...: two runs "
                         "of one recipe differ, and means tell recipes apart more surely")
     parser.add_argument("--seeded", default=None, help="the variants that get --seeds runs (default: all); the "
@@ -89,9 +97,9 @@ def main() -> int:
         held_rows = held_rows.sample(args.max_held_out, random_state=0)
     write_manifest(held_rows, held)
     results = []
-    seeded = set(args.seeded.split(",")) if args.seeded else set(VARIANTS)
+    seeded = set(args.seeded.split(",")) if args.seeded else {*VARIANTS, *AVERAGES}
     for name in args.variants.split(","):
-        runs = args.seeds if name in seeded and VARIANTS[name][1] is not None else 1
+        runs = args.seeds if name in seeded and (name in AVERAGES or VARIANTS[name][1] is not None) else 1
         for seed in range(runs):
             results.append((name, seed, *train_and_evaluate(name, seed, args, pool, held, work, commands)))
     out = args.out or REPO / "benchmarks" / "results" / f"loso_{args.hold_out}.md"
@@ -104,6 +112,8 @@ def train_and_evaluate(name: str, seed: int, args, pool: Path, held: Path, work:
                        ) -> tuple[dict, float]:
     run_name = name if seed == 0 else f"{name}-seed{seed}"
     run_dir = work / run_name
+    if name in AVERAGES:
+        return average_and_evaluate(name, seed, args, pool, held, work, commands)
     overrides = VARIANTS[name][1]
     if overrides is not None and seed:
         overrides = [*overrides, f"train.seed={seed}"]
@@ -122,6 +132,24 @@ def train_and_evaluate(name: str, seed: int, args, pool: Path, held: Path, work:
         run(evaluate)
         timing.write_text(f"{(time.perf_counter() - began) / 60:.1f}\n")
     return figures(run_dir / "eval-held-out"), float(timing.read_text()) if timing.exists() else float("nan")
+
+
+def average_and_evaluate(name: str, seed: int, args, pool: Path, held: Path, work: Path, commands: list
+                         ) -> tuple[dict, float]:
+    """Train the parts (or reuse their runs), average their models, evaluate the average on the held-out source."""
+    run_dir = work / (name if seed == 0 else f"{name}-seed{seed}")
+    parts = AVERAGES[name][1]
+    minutes = sum(train_and_evaluate(part, seed, args, pool, held, work, commands)[1] for part in parts)
+    part_models = [str(work / (part if seed == 0 else f"{part}-seed{seed}") / "model") for part in parts]
+    average = [*DFDETECT, "average", *part_models, "--out", str(run_dir / "model")]
+    evaluate = [*DFDETECT, "evaluate", str(run_dir / "model"), str(held), "--split", "test", "--level", "both",
+                "--device", args.device, "--out", str(run_dir / "eval-held-out")]
+    commands += [average, evaluate]
+    if not (run_dir / "eval-held-out" / "metrics.json").exists():
+        if not (run_dir / "model.json").exists():
+            run(average)
+        run(evaluate)
+    return figures(run_dir / "eval-held-out"), minutes
 
 
 def run(command: list[str]) -> None:
@@ -176,11 +204,12 @@ def report(args, machine: str, results, commands) -> str:
     for name, seed, f, minutes in results:
         methods = ", ".join(f"{m} {a:.3f}" for m, a in f.get("video_auc_per_method", {}).items()) or "n/a"
         video = f.get("video", {})
-        lines.append(f"| {name} | {VARIANTS[name][0]} | {seed} | {num(f['frame']['auc'])} ({f['frame']['n']} crops) | "
+        what = (VARIANTS.get(name) or AVERAGES[name])[0]
+        lines.append(f"| {name} | {what} | {seed} | {num(f['frame']['auc'])} ({f['frame']['n']} crops) | "
                      f"{num(f['frame']['log_loss'])} | {num(video.get('auc'))} ({video.get('n', 0)} videos) | "
                      f"{methods} | {minutes:.0f} |")
     lines += _means_over_seeds(results)
-    shown_commands = "\n".join(shown(c) for c in commands)
+    shown_commands = "\n".join(dict.fromkeys(shown(c) for c in commands))  # an average repeats its parts' commands
     return (f"# Leave one source out: {args.hold_out} never seen in training\n\n"
             f"Measured {date.today().isoformat()} on {machine}.\n\n"
             f"Start: `{args.start}`. Recipe `configs/loso_small.yaml` (2 epochs of 100 steps of 32 crops) with each "
