@@ -56,6 +56,15 @@ def test_the_bundled_default_card_reads_back_its_figures_per_source():
     assert set(per_source["ffpp_video_auc"]["test"]) == {"all", "Deepfakes", "Face2Face", "FaceSwap"}
 
 
+def test_the_bundled_card_states_the_limits_listed_for_bundling():
+    # One list of limits: the shipped card must say what bundle_run would write for the model bundled today.
+    from dfdetect.models.bundled import LIMITS
+
+    card = load_card("default")
+    assert card.limits == LIMITS
+    assert any("compressed" in limit for limit in card.limits)
+
+
 def test_the_sample_clip_is_called_real_by_the_bundled_model(one_torch_thread):
     """The README's first command: the sample clip's face is a real person's."""
     from dfdetect import Detector
