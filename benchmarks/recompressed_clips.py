@@ -17,6 +17,7 @@ Writes benchmarks/results/recompressed_clips.md.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from datetime import date
@@ -58,11 +59,12 @@ def main() -> int:
     for name, (_, crf, scale) in CONDITIONS.items():
         listed = clips if crf is None else recompress(clips, a.work / name, crf, scale)
         bits[name] = compression_of(listed)
+        files = fingerprint(listed)
         for model in models:
             figures = scan(model, "mtcnn", listed, a.work / name, commands)
             rows.append({"condition": name, "model": model, **figures,
                          "unsure": unsure_count(a.work / name, model), "unsure_checks": "faces, compression",
-                         "measured": date.today().isoformat()})
+                         "clip_files": files, "measured": date.today().isoformat()})
     bits.update(other_video(a.index, a.work))
     rows = sorted(kept + rows, key=lambda r: (list(CONDITIONS).index(r["condition"]), r["model"]))
     a.out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
@@ -108,6 +110,16 @@ def reencode(source: Path, out: Path, crf: int, scale: float) -> None:
         for frame in frames:
             writer.write(frame if scale == 1 else cv2.resize(frame, size, interpolation=cv2.INTER_AREA))
     partial.replace(out)
+
+
+def fingerprint(listed: Path) -> str:
+    """A short hash of the bytes of a condition's clips, in order: which rows were scored on the same files.
+    libx264 does not always repeat a re-encode bit for bit (across machines, and now and then on one), and
+    one model's figures moved by up to 0.05 between two sets of re-encodes; compare models on one set."""
+    digest = hashlib.sha256()
+    for path in pd.read_csv(listed)["path"]:
+        digest.update(hashlib.sha256(Path(path).read_bytes()).digest())
+    return digest.hexdigest()[:12]
 
 
 def unsure_count(work: Path, model: str) -> int:
@@ -159,13 +171,18 @@ def report(a, machine: str, clips: Path, rows: list[dict], bits: dict, commands:
         f"Clips: the FF++ c23 clips of the pool's {a.splits} groups (people never trained on): {len(table)} "
         f"({counts}). Each is scanned whole (`dfdetect scan`, 32 frames, the card's detector, crop and threshold). "
         "Re-encoding: every frame decoded and written again with libx264 (yuv420p) at the CRF given.", "",
-        "| condition | what is done | model | clips | ROC-AUC | real clips called fake | fake clips missed | unsure | measured |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "Clip files: a hash of the clips a row was scored on. A re-encode is not always the same file twice, and "
+        "one model's ROC-AUC moved by up to 0.05 between two sets; compare models only within one set of files "
+        "(rows of earlier runs without the hash were scored on other re-encodes).", "",
+        "| condition | what is done | model | clips | ROC-AUC | real clips called fake | fake clips missed | unsure "
+        "| clip files | measured |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(f"| {r['condition']} | {CONDITIONS[r['condition']][0]} | `{r['model']}` | {r['clips']} | "
                      f"{r['auc']:.3f} | {r['reals_fake']} | {r['fakes_missed']} | {r['unsure']}"
-                     f"{'' if r.get('unsure_checks') else ' (face checks only)'} | {r['measured']} |")
+                     f"{'' if r.get('unsure_checks') else ' (face checks only)'} | {r.get('clip_files', 'not recorded')} "
+                     f"| {r['measured']} |")
     lines += ["", "How hard each condition is compressed (H.264 bits per pixel, median and range over the clips), and the clips "
               "the scan marks unsure as heavily compressed (`dfdetect.quality.compression_reason`; every model alike); "
               "below the conditions, video the mark must leave alone:", "",

@@ -42,9 +42,10 @@ LIMITS = [
     "Expects faces cropped as its card's `crop` says; the scan marks small, blurred and turned-away faces as "
     "unsure, and scores them less reliably.",
     "Heavily compressed video hides fakes from it: 26 FaceForensics++ clips of unseen people, re-encoded with "
-    "H.264 at CRF 38 (towards FaceForensics++ c40), gave a video ROC-AUC of 0.82 against 0.98 as shared, with 6 "
-    "of 17 fake clips missed against 1 (benchmarks/results/recompressed_clips.md). The scan marks such video "
-    "unsure (heavily compressed) and still gives a verdict.",
+    "H.264 at CRF 38 (towards FaceForensics++ c40), gave a video ROC-AUC of 0.81-0.84 against 0.98 as shared, "
+    "with 5-7 of 17 fake clips missed against 1 (three sets of re-encodes, two precisions; "
+    "benchmarks/results/recompressed_clips.md). The scan marks such video unsure (heavily compressed) and still "
+    "gives a verdict.",
 ]
 
 
