@@ -53,6 +53,12 @@ VARIANTS = {
                   "self-blended and the pool's fakes a third each (the pool's fakes were half)",
                   ["data.augment=multisource", "data.sbi_fraction=0.5", "data.source_share_power=0.5",
                    "data.real_share=0.667"]),
+    "sbi50+c40": ("as codec+sources+sbi50, with a third of the codec draws hard (0.6-1x, JPEG 15-40 or H.264 "
+                  "CRF 36-46: the multisource_c40 chain)",
+                  ["data.augment=multisource_c40", "data.sbi_fraction=0.5", "data.source_share_power=0.5"]),
+    "sbi-only+c40": ("as sbi-only, with the multisource_c40 chain",
+                     ["data.augment=multisource_c40", "data.sbi_fraction=0.5", "data.source_share_power=0.5",
+                      "data.self_blended_only=true"]),
     "balanced": ("as codec+sources, but each source's draws leave real and fake labels equal after self-blending "
                  "(real 50%, self-blended 21%, the pool's fakes 29%; sbi50 drew them 25/25/50)",
                  ["data.augment=multisource", "data.sbi_fraction=0.3", "data.source_share_power=0.5",
@@ -63,6 +69,8 @@ VARIANTS = {
 AVERAGES = {
     "average:sbi-only+sbi50": ("the weight average of the sbi-only and codec+sources+sbi50 models of the same seed "
                                "(a model soup: both start from one checkpoint)", ("sbi-only", "codec+sources+sbi50")),
+    "average:c40": ("the weight average of the sbi-only+c40 and sbi50+c40 models of the same seed",
+                    ("sbi-only+c40", "sbi50+c40")),
 }
 
 
