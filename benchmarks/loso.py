@@ -69,6 +69,8 @@ VARIANTS = {
 AVERAGES = {
     "average:sbi-only+sbi50": ("the weight average of the sbi-only and codec+sources+sbi50 models of the same seed "
                                "(a model soup: both start from one checkpoint)", ("sbi-only", "codec+sources+sbi50")),
+    "average:sbi-only+sbi50c40": ("the weight average of the sbi-only and sbi50+c40 models of the same seed",
+                                  ("sbi-only", "sbi50+c40")),
     "average:c40": ("the weight average of the sbi-only+c40 and sbi50+c40 models of the same seed",
                     ("sbi-only+c40", "sbi50+c40")),
 }
