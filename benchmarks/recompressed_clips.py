@@ -113,12 +113,13 @@ def reencode(source: Path, out: Path, crf: int, scale: float) -> None:
 
 
 def fingerprint(listed: Path) -> str:
-    """A short hash of the bytes of a condition's clips, in order: which rows were scored on the same files.
-    libx264 does not always repeat a re-encode bit for bit (across machines, and now and then on one), and
-    one model's figures moved by up to 0.05 between two sets of re-encodes; compare models on one set."""
+    """A short hash of a condition's clips, in order: which rows were scored on the same files (libx264 does
+    not always repeat a re-encode bit for bit, so models are compared on one set; see the report)."""
+    from dfdetect.digest import file_sha256
+
     digest = hashlib.sha256()
     for path in pd.read_csv(listed)["path"]:
-        digest.update(hashlib.sha256(Path(path).read_bytes()).digest())
+        digest.update(bytes.fromhex(file_sha256(path)))
     return digest.hexdigest()[:12]
 
 
