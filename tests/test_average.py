@@ -35,6 +35,7 @@ def test_the_average_is_the_weighted_mean_of_every_tensor_and_its_card_asks_for_
     parts = card.training["averaged_from"]
     assert [(p["name"], p["weight"]) for p in parts] == [("m0", 0.75), ("m1", 0.25)]
     assert all(len(p["weights_sha256"]) == 64 for p in parts)
+    assert all(p["training"] == load_card("default").training for p in parts)  # the parts' recipes travel on
 
 
 def test_models_that_cannot_be_averaged_and_outputs_over_inputs_are_refused(tmp_path, capsys):

@@ -61,8 +61,9 @@ def _check_same_model(first: ModelCard, other: ModelCard, first_path, other_path
 
 
 def _averaged_card(first: ModelCard, loaded, paths, shares, name: str) -> ModelCard:
+    # Each part's own training record travels on: the average is only reproducible from its parts' recipes.
     parts = [{"model": str(path), "name": card.name, "weights_sha256": card.weights_sha256
-              or _hash(path), "weight": round(share, 6)}
+              or _hash(path), "weight": round(share, 6), "training": card.training}
              for path, (_, card), share in zip(paths, loaded, shares)]
     return first.model_copy(update={
         "name": name or f"{first.name}-averaged",
