@@ -66,7 +66,9 @@ def main() -> int:
     except (DfdetectError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    saved.write_text(json.dumps({"crops": crop_counts(rows), "models": figures}, indent=2))
+    # The JSON keeps every model measured on these crops, not only this run's: a later run can list them again.
+    kept = {**known.get("models", {}), **figures}
+    saved.write_text(json.dumps({"crops": crop_counts(rows), "models": kept}, indent=2))
     args.out.write_text(report(figures, rows, args, started))
     print(f"wrote {args.out} and {saved}", file=sys.stderr)
     return 0
