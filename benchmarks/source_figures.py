@@ -54,7 +54,8 @@ def main() -> int:
     figures = {model: known[model] if model in known and not args.fresh else measure(model, pool, args)
                for model in args.models.split(",")}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(figures, indent=2, default=float))
+    # The JSON keeps every model measured, not only this run's: the bundled card reads its model's figures there.
+    args.out.with_suffix(".json").write_text(json.dumps({**known, **figures}, indent=2, default=float))
     args.out.write_text(report(figures, args, started))
     print(f"wrote {args.out} and {args.out.with_suffix('.json')}", file=sys.stderr)
     return 0
