@@ -173,7 +173,9 @@ def test_two_processes_share_one_database_without_scanning_a_file_twice(dfdc_fac
     rows = _rows(db)
     assert len(rows) == 60 and all(r[2] == "done" and r[3] == 1 for r in rows)  # one scan per file, no retries
     shares = sorted(sum(r[4] == owner for r in rows) for owner in {r[4] for r in rows})
-    assert len(shares) == 2 and shares[0] >= 60 / 3, shares
+    # Each takes a fair part. Not a third: one process's start-up can lag the other's by seconds on a busy 2-core
+    # machine, and one got 18 of 60 in a CI run; a process that waited for the other to finish would get none.
+    assert len(shares) == 2 and shares[0] >= 60 / 4, shares
 
 
 @pytest.mark.slow
